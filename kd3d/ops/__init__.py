@@ -1,0 +1,1 @@
+"""Operators: sparse convolution shim, voxelization, BEV pooling, rotated IoU and NMS."""

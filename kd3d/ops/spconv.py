@@ -1,0 +1,144 @@
+"""The one place kd3d imports spconv.
+
+* Lazily imports ``spconv.pytorch`` with an install hint when it is missing.
+* CPU shim: spconv's CPU build calls ``torch.cuda.current_stream()`` in its backward, which
+  crashes without CUDA. :func:`get_spconv` patches ``spconv.pytorch.ops.get_current_stream``
+  to return 0 when CUDA is unavailable (the CPU kernels ignore the stream).
+* Sparse layers must be built with ``bias=False`` (the CPU build rejects bias in eval mode);
+  :func:`subm_conv3d` and :func:`sparse_conv3d` enforce it.
+* :class:`Voxelizer` wraps spconv's point-to-voxel generator on CPU and CUDA.
+
+Usage::
+
+    from kd3d.ops.spconv import spconv   # the spconv.pytorch module, shim applied
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+
+_INSTALL_HINT = (
+    "spconv is required for kd3d's sparse backbones. Install the CPU build with "
+    "`pip install spconv` or, on a CUDA machine, the matching CUDA build such as "
+    "`pip install spconv-cu120` (kd3d extra: `pip install kd3d[cuda120]`)."
+)
+
+
+@functools.lru_cache(maxsize=1)
+def get_spconv():
+    """Import ``spconv.pytorch`` with the CPU shim applied; returns the module."""
+    try:
+        import spconv.pytorch as spconv_pt
+        from spconv.pytorch import ops as spconv_ops
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(_INSTALL_HINT) from exc
+    if not torch.cuda.is_available():
+        original = spconv_ops.get_current_stream
+
+        def get_current_stream():
+            if torch.cuda.is_available():  # pragma: no cover
+                return original()
+            return 0
+
+        spconv_ops.get_current_stream = get_current_stream
+    return spconv_pt
+
+
+class _LazyModule:
+    def __getattr__(self, name):
+        return getattr(get_spconv(), name)
+
+
+spconv = _LazyModule()
+
+
+def subm_conv3d(in_channels: int, out_channels: int, kernel_size=3, *, indice_key: str | None = None, **kw):
+    """Submanifold 3D conv without bias (see module docstring)."""
+    if kw.pop("bias", False):
+        raise ValueError("sparse convs in kd3d take bias=False (spconv's CPU build rejects bias in eval mode)")
+    padding = kw.pop("padding", kernel_size // 2 if isinstance(kernel_size, int) else 1)
+    return get_spconv().SubMConv3d(
+        in_channels, out_channels, kernel_size, padding=padding, bias=False, indice_key=indice_key, **kw
+    )
+
+
+def sparse_conv3d(in_channels: int, out_channels: int, kernel_size=3, stride=2, padding=1, *, indice_key=None, **kw):
+    """Strided (regular) sparse 3D conv without bias."""
+    if kw.pop("bias", False):
+        raise ValueError("sparse convs in kd3d take bias=False (spconv's CPU build rejects bias in eval mode)")
+    return get_spconv().SparseConv3d(
+        in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False,
+        indice_key=indice_key, **kw
+    )
+
+
+def sparse_tensor(features: torch.Tensor, indices: torch.Tensor, spatial_shape, batch_size: int):
+    """Build a ``SparseConvTensor``. ``indices`` (N, 4) int32 ``batch z y x``; ``spatial_shape`` (Z, Y, X)."""
+    return get_spconv().SparseConvTensor(features, indices.int(), list(spatial_shape), batch_size)
+
+
+def is_sparse_tensor(x) -> bool:
+    return type(x).__name__ == "SparseConvTensor"
+
+
+class Voxelizer:
+    """Points -> voxels with spconv's ``PointToVoxel`` (CPU or CUDA by the points' device).
+
+    ``voxel_size`` (vx, vy, vz) and ``point_range`` [xmin, ymin, zmin, xmax, ymax, zmax] in
+    metres; ``spatial_shape`` is (Z, Y, X). Points outside the range are dropped; at most
+    ``max_points_per_voxel`` points are kept per voxel and ``max_voxels`` voxels per sample.
+    """
+
+    def __init__(self, *, voxel_size, point_range, num_point_features: int = 5,
+                 max_points_per_voxel: int = 10, max_voxels: int = 60000):
+        self.voxel_size = [float(v) for v in voxel_size]
+        self.point_range = [float(v) for v in point_range]
+        self.num_point_features = int(num_point_features)
+        self.max_points_per_voxel = int(max_points_per_voxel)
+        self.max_voxels = int(max_voxels)
+        grid = [
+            round((self.point_range[i + 3] - self.point_range[i]) / self.voxel_size[i]) for i in range(3)
+        ]
+        self.grid_size = grid  # (X, Y, Z)
+        self.spatial_shape = [grid[2], grid[1], grid[0]]
+        self._generators: dict[str, object] = {}
+
+    def _generator(self, device: torch.device):
+        key = str(device)
+        if key not in self._generators:
+            from spconv.pytorch.utils import PointToVoxel
+
+            get_spconv()
+            self._generators[key] = PointToVoxel(
+                vsize_xyz=self.voxel_size, coors_range_xyz=self.point_range,
+                num_point_features=self.num_point_features, max_num_voxels=self.max_voxels,
+                max_num_points_per_voxel=self.max_points_per_voxel, device=device,
+            )
+        return self._generators[key]
+
+    def __call__(self, points: torch.Tensor):
+        """(N, F) float32 points -> (voxels (V, P, F), coords (V, 3) int32 ``z y x``,
+        num_points (V,) int32). Non-finite points are dropped first."""
+        if points.ndim != 2 or points.shape[1] != self.num_point_features:
+            raise ValueError(
+                f"Voxelizer expects (N, {self.num_point_features}) points, got {tuple(points.shape)}"
+            )
+        points = points[torch.isfinite(points).all(dim=1)].contiguous().float()
+        if points.shape[0] == 0:
+            f = self.num_point_features
+            return (points.new_zeros((0, self.max_points_per_voxel, f)),
+                    torch.zeros((0, 3), dtype=torch.int32, device=points.device),
+                    torch.zeros((0,), dtype=torch.int32, device=points.device))
+        voxels, coords, num = self._generator(points.device)(points)
+        return voxels, coords, num
+
+    def batch(self, points_list: list[torch.Tensor]):
+        """Voxelize a list of point clouds -> (voxels, coords (V, 4) int32 ``b z y x``, num_points)."""
+        vs, cs, ns = [], [], []
+        for b, pts in enumerate(points_list):
+            v, c, n = self(pts)
+            vs.append(v)
+            cs.append(torch.nn.functional.pad(c, (1, 0), value=b))
+            ns.append(n)
+        return torch.cat(vs), torch.cat(cs), torch.cat(ns)

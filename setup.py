@@ -1,0 +1,39 @@
+"""kd3d: 3D and multi-modal knowledge distillation for driving perception."""
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "kd3d" / "__init__.py").read_text()).group(1)
+
+setup(
+    name="kd3d",
+    version=VERSION,
+    description="3D and multi-modal knowledge distillation for driving perception (BEVDistill, "
+    "DistillBEV, UniDistill, PointDistiller, PVD) on shared spconv backbones",
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["kd3d", "kd3d.*"]),
+    install_requires=[
+        # torch is pinned by tools/setup.sh (torch==2.13.0); any 2.x satisfies the package itself.
+        "torch>=2.1",
+        "numpy>=1.24",
+        "spconv>=2.3.6",  # CPU build; on CUDA machines install the `cuda120` extra instead
+        "nuscenes-devkit>=1.1.11",
+        "pyquaternion>=0.9.9",
+        "shapely>=2.0",
+        "pillow>=9",
+        "tqdm>=4.60",
+        "tensorboard>=2.12",
+        "matplotlib>=3.6",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "pytest-timeout>=2"],
+        "vis": ["open3d>=0.17"],
+        "cuda120": ["spconv-cu120>=2.3.6"],
+        "cuda121": ["spconv-cu121>=2.3.6"],
+    },
+    entry_points={"console_scripts": ["kd3d=kd3d.cli.main:main"]},
+)
