@@ -1,0 +1,1 @@
+"""Models: LiDAR teachers, camera BEV students, fusion detectors and segmenters."""
