@@ -19,7 +19,7 @@ setup(
     install_requires=[
         # torch is pinned by tools/setup.sh (torch==2.13.0); any 2.x satisfies the package itself.
         "torch>=2.1",
-        "numpy>=1.24",
+        "numpy>=1.24,<2",  # nuscenes-devkit 1.2 requires numpy<2
         "spconv>=2.3.6",  # CPU build; on CUDA machines install the `cuda120` extra instead
         "nuscenes-devkit>=1.1.11",
         "pyquaternion>=0.9.9",
@@ -31,7 +31,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-timeout>=2"],
-        "vis": ["open3d>=0.17"],
+        "vis": ["open3d>=0.18", "pandas<3"],  # open3d imports pandas; pandas 3 needs numpy>=2
         "cuda120": ["spconv-cu120>=2.3.6"],
         "cuda121": ["spconv-cu121>=2.3.6"],
     },
