@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+import torch
+
+from kd3d.ops.nms import batched_nms, circle_nms
+
+
+def test_circle_nms_analytic():
+    # three boxes on a line: 0 at x=0 (best), 1 at x=0.5 (suppressed by 0), 2 at x=1.5 (kept)
+    centers = np.array([[0.0, 0.0], [0.5, 0.0], [1.5, 0.0], [0.0, 0.99]])
+    scores = np.array([0.9, 0.8, 0.7, 0.95])
+    keep = circle_nms(centers, scores, radius=1.0)
+    # 3 (0.95) suppresses 0 (dist 0.99 < 1); 1 at dist sqrt(.25+.98) > 1 is kept; 2 kept
+    assert keep.tolist() == [3, 1, 2]
+
+
+def test_circle_nms_boundary_is_strict_and_torch_roundtrip():
+    centers = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
+    scores = torch.tensor([0.5, 0.6])
+    keep = circle_nms(centers, scores, radius=1.0)
+    assert isinstance(keep, torch.Tensor) and keep.dtype == torch.int64
+    assert keep.tolist() == [1, 0]  # distance exactly 1 is not < 1
+    assert circle_nms(centers, scores, radius=1.01).tolist() == [1]
+    assert circle_nms(centers, scores, radius=0.5, post_max=1).tolist() == [1]
+    assert circle_nms(centers, scores, radius=0.5, pre_max=1).tolist() == [1]
+
+
+def test_circle_nms_empty_and_bad_input():
+    assert circle_nms(np.zeros((0, 2)), np.zeros(0), 1.0).shape == (0,)
+    with pytest.raises(ValueError, match="centers"):
+        circle_nms(np.zeros((3, 2)), np.zeros(2), 1.0)
+
+
+def test_batched_circle_nms_groups_do_not_interact():
+    boxes = np.zeros((3, 7))
+    boxes[:, 3:6] = 1.0
+    scores = np.array([0.9, 0.8, 0.7])
+    keep = batched_nms(boxes, scores, np.array([0, 1, 0]), mode="circle", radius=1.0)
+    assert keep.tolist() == [0, 1]
