@@ -4,6 +4,10 @@
 * CPU shim: spconv's CPU build calls ``torch.cuda.current_stream()`` in its backward, which
   crashes without CUDA. :func:`get_spconv` patches ``spconv.pytorch.ops.get_current_stream``
   to return 0 when CUDA is unavailable (the CPU kernels ignore the stream).
+* CPU race: spconv's CPU gather-mm-scatter path (``ops.indice_conv`` and
+  ``ops.indice_conv_backward``) gives occasional wrong output rows when torch runs with more than
+  one intra-op thread (measured: about 1 strided conv in 40 had one wrong site with 2 threads, none
+  with 1). The shim runs those two functions with one torch thread on CPU tensors.
 * Sparse layers must be built with ``bias=False`` (the CPU build rejects bias in eval mode);
   :func:`subm_conv3d` and :func:`sparse_conv3d` enforce it.
 * :class:`Voxelizer` wraps spconv's point-to-voxel generator on CPU and CUDA.
@@ -25,6 +29,24 @@ _INSTALL_HINT = (
 )
 
 
+def _single_threaded_on_cpu(fn):
+    @functools.wraps(fn)
+    def wrapper(features, *args, **kwargs):
+        if features.is_cuda:
+            return fn(features, *args, **kwargs)
+        threads = torch.get_num_threads()
+        if threads == 1:
+            return fn(features, *args, **kwargs)
+        torch.set_num_threads(1)
+        try:
+            return fn(features, *args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    wrapper._kd3d_single_thread = True
+    return wrapper
+
+
 @functools.lru_cache(maxsize=1)
 def get_spconv():
     """Import ``spconv.pytorch`` with the CPU shim applied; returns the module."""
@@ -33,6 +55,10 @@ def get_spconv():
         from spconv.pytorch import ops as spconv_ops
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(_INSTALL_HINT) from exc
+    for name in ("indice_conv", "indice_conv_backward"):
+        fn = getattr(spconv_ops, name)
+        if not getattr(fn, "_kd3d_single_thread", False):
+            setattr(spconv_ops, name, _single_threaded_on_cpu(fn))
     if not torch.cuda.is_available():
         original = spconv_ops.get_current_stream
 
