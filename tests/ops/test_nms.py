@@ -37,3 +37,34 @@ def test_batched_circle_nms_groups_do_not_interact():
     scores = np.array([0.9, 0.8, 0.7])
     keep = batched_nms(boxes, scores, np.array([0, 1, 0]), mode="circle", radius=1.0)
     assert keep.tolist() == [0, 1]
+
+
+def _box(x, y, l, w, yaw=0.0):
+    return [x, y, 0.0, l, w, 1.0, yaw]
+
+
+def test_rotated_nms_analytic_iou():
+    from kd3d.ops.nms import rotated_nms
+
+    # 2x2 squares: box 1 shifted by 1 from box 0 -> IoU 2/6 = 1/3; box 2 shifted by 1.9 from
+    # box 3 -> IoU 0.2/7.8 = 0.0256
+    boxes = np.array([_box(0, 0, 2, 2), _box(1, 0, 2, 2), _box(11.9, 0, 2, 2), _box(10, 0, 2, 2)])
+    scores = np.array([0.9, 0.8, 0.6, 0.7])
+    assert rotated_nms(boxes, scores, 0.3).tolist() == [0, 3, 2]
+    assert rotated_nms(boxes, scores, 0.34).tolist() == [0, 1, 3, 2]
+    assert rotated_nms(boxes, scores, 0.02).tolist() == [0, 3]
+    assert rotated_nms(boxes, scores, 0.3, post_max=2).tolist() == [0, 3]
+
+
+def test_rotated_nms_uses_yaw():
+    from kd3d.ops.nms import rotated_nms
+
+    # square vs the same square turned 45 degrees: intersection = regular octagon 8(sqrt2 - 1),
+    # IoU = 8(sqrt2-1) / (8 - 8(sqrt2-1)) = 0.7071...
+    iou = 8 * (np.sqrt(2) - 1) / (8 - 8 * (np.sqrt(2) - 1))
+    boxes = torch.tensor([_box(0, 0, 2, 2), _box(0, 0, 2, 2, np.pi / 4), _box(0, 0, 2, 2, np.pi / 2)])
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    assert rotated_nms(boxes, scores, iou - 1e-3).tolist() == [0]
+    assert rotated_nms(boxes, scores, iou + 1e-3).tolist() == [0, 1]
+    keep = batched_nms(boxes, scores, torch.tensor([0, 1, 1]), mode="rotated", iou_threshold=0.5)
+    assert keep.tolist() == [0, 1]
