@@ -1,0 +1,204 @@
+"""Distillation maps: teacher and student BEV features side by side with the masks, weights,
+keypoints and sampled points each distiller applies.
+
+Every map is a BEV array on a :class:`~kd3d.structures.BEVGrid` (rows along y, columns along
+x). By default the tiles are shown in the orientation of the scene pictures
+(:func:`kd3d.vis.bev.render_bev`: +x up, +y left), so a map and a scene picture overlay;
+``orient='raw'`` shows the array as stored (row 0 at the top).
+
+Inputs may be numpy arrays or torch tensors; a leading batch dimension is indexed with
+``batch_index``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from kd3d.vis import _raster as R
+from kd3d.vis.colors import colormap
+
+
+def _np(x, batch_index: int, ndim: int, name: str) -> np.ndarray:
+    """Tensor/array -> float64 numpy with ``ndim`` dims (dropping a leading batch dim)."""
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu().numpy()
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == ndim + 1:
+        a = a[batch_index]
+    if a.ndim != ndim:
+        raise ValueError(f"render_distill_maps: {name} must have {ndim} dims (or {ndim + 1} with batch), got {a.shape}")
+    return a
+
+
+def orient_bev(arr: np.ndarray, orient: str = "bev") -> np.ndarray:
+    """(H, W, ...) grid array (rows y, cols x) -> display array. ``bev``: +x up, +y left
+    (transpose, then flip both axes); ``raw``: unchanged."""
+    if orient == "raw":
+        return arr
+    if orient != "bev":
+        raise ValueError(f"orient must be 'bev' or 'raw', got {orient!r}")
+    return np.swapaxes(arr, 0, 1)[::-1, ::-1]
+
+
+def feature_to_rgb(feat, mode: str = "mean", basis: np.ndarray | None = None, batch_index: int = 0,
+                   return_basis: bool = False):
+    """(C, H, W) feature map -> (H, W, 3) uint8 (grid orientation).
+
+    ``mean``: channel mean of |F| through ``viridis`` (1st..99th percentile);
+    ``pca``: the three leading principal components of the C-dim cell vectors as RGB, each
+    scaled by its 1st..99th percentile. ``basis`` (C, 3) reuses components (e.g. the teacher's
+    for a same-width student, so equal features get equal colours).
+    """
+    f = _np(feat, batch_index, 3, "feat")
+    c, h, w = f.shape
+    if mode == "mean":
+        m = np.abs(f).mean(0).reshape(-1)
+        lo, hi = np.percentile(m, [1, 99])
+        out = colormap(m, lo, hi if hi > lo else lo + 1e-6).reshape(h, w, 3)
+        return (out, None) if return_basis else out
+    if mode != "pca":
+        raise ValueError(f"feature_to_rgb: mode must be 'mean' or 'pca', got {mode!r}")
+    x = f.reshape(c, -1).T  # (HW, C)
+    x = x - x.mean(0, keepdims=True)
+    if basis is None:
+        _, _, vt = np.linalg.svd(x, full_matrices=False)
+        basis = np.zeros((c, 3))
+        k = min(3, vt.shape[0])
+        basis[:, :k] = vt[:k].T
+        # fix the sign of each component so the largest |loading| is positive (stable colours)
+        for j in range(k):
+            if basis[np.argmax(np.abs(basis[:, j])), j] < 0:
+                basis[:, j] *= -1
+    elif basis.shape != (c, 3):
+        raise ValueError(f"feature_to_rgb: basis must be ({c}, 3), got {basis.shape}")
+    y = x @ basis
+    lo, hi = np.percentile(y, 1, axis=0), np.percentile(y, 99, axis=0)
+    y = np.clip((y - lo) / np.maximum(hi - lo, 1e-12), 0, 1)
+    out = (y * 255).round().astype(np.uint8).reshape(h, w, 3)
+    return (out, basis) if return_basis else out
+
+
+def heatmap_to_rgb(heatmap, logits: bool = False, cmap: str = "inferno", batch_index: int = 0) -> np.ndarray:
+    """(K, H, W) class heatmaps (or (H, W)) -> (H, W, 3) uint8: the max over classes in [0, 1]
+    (``sigmoid`` first when ``logits``) through ``cmap`` with the fixed range [0, 1]."""
+    h = _np(heatmap, batch_index, 3, "heatmap") if np.ndim(heatmap) >= 3 else _np(heatmap, 0, 2, "heatmap")
+    if h.ndim == 3:
+        h = h.max(0)
+    if logits:
+        h = 1.0 / (1.0 + np.exp(-h))
+    return colormap(h.reshape(-1), 0.0, 1.0, cmap=cmap).reshape(*h.shape, 3)
+
+
+def mask_to_rgb(mask, cmap: str = "magma") -> tuple[np.ndarray, str]:
+    """(H, W) bool / integer-region / float weight map -> ((H, W, 3) uint8, range text).
+
+    bool: white where True; float: ``cmap`` over its own [min, max] (the text says the range)."""
+    m = _np(mask, 0, 2, "mask") if not isinstance(mask, np.ndarray) or mask.dtype != bool else mask
+    if isinstance(m, np.ndarray) and m.dtype == bool:
+        rgb = np.where(m[..., None], np.uint8(255), np.uint8(0)).repeat(3, axis=2).astype(np.uint8)
+        return rgb, f"{int(m.sum())} cells"
+    lo, hi = float(np.min(m)), float(np.max(m))
+    rgb = colormap(m.reshape(-1), lo, hi if hi > lo else lo + 1e-12, cmap=cmap).reshape(*m.shape, 3)
+    return rgb, f"[{lo:.3g}, {hi:.3g}]"
+
+
+def _to_display_px(xy: np.ndarray, grid, shape: tuple[int, int], orient: str) -> np.ndarray:
+    """(N, 2) metric xy (with ``grid``) or (col, row) cells (without) -> tile pixels (before
+    scaling) in the displayed orientation of an (H, W) map."""
+    h, w = shape
+    cr = grid.xy_to_cell(xy) if grid is not None else np.asarray(xy, dtype=np.float64)[:, :2]
+    if orient == "raw":
+        return cr
+    # display (u, v) of orient_bev: u = (H - row), v = (W - col) for continuous coordinates
+    return np.stack([h - cr[:, 1], w - cr[:, 0]], axis=1)
+
+
+def render_distill_maps(teacher_feat, student_feat, masks: dict | None = None, keypoints=None, points=None, *,
+                        point_groups=None, teacher_heatmap=None, student_heatmap=None, heatmap_logits: bool = True,
+                        grid=None, mode: str = "pca", orient: str = "bev", tile: int = 256, ncols: int = 4,
+                        batch_index: int = 0) -> np.ndarray:
+    """One picture: teacher feature | student feature | |T - S| | heatmaps | masks | overlays.
+
+    ``teacher_feat`` (C_t, H, W), ``student_feat`` (C_s, H', W') BEV features ([B, ...] allowed).
+    ``masks``: name -> (H'', W'') bool/float map (e.g. ``bevdistill/gaussian``,
+    ``distillbev/attention``), each resized (nearest) to the tile. ``keypoints`` (M, 2) and
+    ``points`` (N, >=2): metric LiDAR xy when ``grid`` (the BEVGrid of ``teacher_feat``) is
+    given, else ``(col, row)`` cells of ``teacher_feat``; drawn over the teacher feature
+    (keypoints as white crosses, points as dots coloured by ``point_groups`` (N,) when given,
+    e.g. PVD supervoxel ids). Returns (rows * (tile + 18), ncols * tile, 3) uint8.
+    """
+    masks = dict(masks or {})
+    t = _np(teacher_feat, batch_index, 3, "teacher_feat")
+    s = _np(student_feat, batch_index, 3, "student_feat")
+    tiles: list[tuple[str, np.ndarray]] = []
+    t_rgb, basis = feature_to_rgb(t, mode, return_basis=True)
+    same = mode == "pca" and t.shape[0] == s.shape[0]
+    s_rgb = feature_to_rgb(s, mode, basis=basis if same else None)
+    tiles.append((f"teacher {mode} C={t.shape[0]}", t_rgb))
+    tiles.append((f"student {mode} C={s.shape[0]}", s_rgb))
+    if t.shape == s.shape:
+        diff = np.abs(t - s).mean(0)
+        tiles.append(("|T - S| mean", mask_to_rgb(diff, "magma")[0]))
+    if teacher_heatmap is not None:
+        tiles.append(("teacher heatmap", heatmap_to_rgb(teacher_heatmap, heatmap_logits, batch_index=batch_index)))
+    if student_heatmap is not None:
+        tiles.append(("student heatmap", heatmap_to_rgb(student_heatmap, heatmap_logits, batch_index=batch_index)))
+    for name, m in masks.items():
+        m = m.detach().cpu().numpy() if hasattr(m, "detach") else np.asarray(m)
+        if m.ndim == 3 and m.shape[0] == 1:
+            m = m[0]
+        if m.ndim != 2:
+            raise ValueError(f"render_distill_maps: mask {name!r} must be (H, W), got {m.shape}")
+        rgb, rng = mask_to_rgb(m)
+        tiles.append((f"{name} {rng}", rgb))
+    overlay = None
+    if keypoints is not None or points is not None:
+        overlay = (t_rgb.astype(np.float64) * 0.45).astype(np.uint8)
+        tiles.append(("teacher + " + " + ".join(n for n, v in (("keypoints", keypoints), ("points", points))
+                                                   if v is not None), overlay))
+    # orient, scale and place the tiles
+    out_tiles = []
+    for name, rgb in tiles:
+        disp = orient_bev(rgb, orient)
+        scale = tile / max(disp.shape[:2])
+        size = (max(1, round(disp.shape[1] * scale)), max(1, round(disp.shape[0] * scale)))
+        pil = R.to_image(disp).resize(size, Image.NEAREST)
+        if rgb is overlay:
+            _draw_overlay(pil, keypoints, points, point_groups, grid, t.shape[1:], orient, scale)
+        out_tiles.append((name, np.asarray(pil)))
+    bar = 18
+    rows = (len(out_tiles) + ncols - 1) // ncols
+    canvas = np.full((rows * (tile + bar), ncols * tile, 3), 30, dtype=np.uint8)
+    for i, (name, arr) in enumerate(out_tiles):
+        r, c = divmod(i, ncols)
+        y0, x0 = r * (tile + bar) + bar, c * tile
+        canvas[y0:y0 + arr.shape[0], x0:x0 + arr.shape[1]] = arr
+    pil = R.to_image(canvas)
+    draw = ImageDraw.Draw(pil)
+    for i, (name, _) in enumerate(out_tiles):
+        r, c = divmod(i, ncols)
+        R.draw_text(draw, (c * tile + 3, r * (tile + bar) + 2), name[:40], (230, 230, 230), size=11, bg=None)
+    return np.asarray(pil).copy()
+
+
+def _draw_overlay(pil, keypoints, points, groups, grid, shape, orient, scale):
+    draw = ImageDraw.Draw(pil)
+    if points is not None:
+        p = points.detach().cpu().numpy() if hasattr(points, "detach") else np.asarray(points)
+        uv = _to_display_px(p[:, :2], grid, shape, orient) * scale
+        if groups is not None:
+            g = np.asarray(groups).reshape(-1)
+            if g.shape[0] != p.shape[0]:
+                raise ValueError(f"render_distill_maps: point_groups has {g.shape[0]} entries for {p.shape[0]} points")
+            cols = colormap((g * 0.618034) % 1.0, 0.0, 1.0, cmap="hsv")
+        else:
+            cols = np.tile(np.array([[0, 255, 255]], np.uint8), (len(p), 1))
+        arr = np.asarray(pil).copy()
+        R.splat_points(arr, uv, cols, radius=1)
+        pil.paste(R.to_image(arr))
+    if keypoints is not None:
+        k = keypoints.detach().cpu().numpy() if hasattr(keypoints, "detach") else np.asarray(keypoints)
+        uv = _to_display_px(k.reshape(-1, k.shape[-1])[:, :2], grid, shape, orient) * scale
+        for u, v in uv:
+            draw.line([(u - 3, v - 3), (u + 3, v + 3)], fill=(255, 255, 255), width=1)
+            draw.line([(u - 3, v + 3), (u + 3, v - 3)], fill=(255, 255, 255), width=1)

@@ -1,0 +1,89 @@
+"""Evaluation plots read the devkit's metrics_details.json and draw the curves where they are."""
+import json
+
+import numpy as np
+import pytest
+from nuscenes.eval.detection.data_classes import DetectionMetricData, DetectionMetricDataList
+
+from kd3d.vis.plots import load_metric_details, load_metrics_summary, plot_pr_curves, plot_tp_curves, render_eval_plots
+
+
+def _md(max_rec_idx: int, p0: float):
+    rec = np.linspace(0, 1, 101)
+    prec = np.clip(p0 - 0.5 * rec, 0, 1)
+    conf = np.zeros(101)
+    conf[: max_rec_idx + 1] = np.linspace(0.9, 0.1, max_rec_idx + 1)
+    err = np.linspace(0.2, 0.8, 101)
+    return DetectionMetricData(recall=rec, precision=prec, confidence=conf, trans_err=err, vel_err=err * 0.5,
+                               scale_err=err * 0.3, orient_err=err * 0.2, attr_err=err * 0.1)
+
+
+@pytest.fixture
+def metrics_dir(tmp_path):
+    mdl = DetectionMetricDataList()
+    for cls in ("car", "pedestrian"):
+        for d in (0.5, 1.0, 2.0, 4.0):
+            mdl.set(cls, d, _md(60, 0.6 + 0.1 * d))
+    (tmp_path / "metrics_details.json").write_text(json.dumps(mdl.serialize()))
+    summary = {"mean_ap": 0.4, "nd_score": 0.5, "label_aps": {"car": {"0.5": 0.1, "1.0": 0.2, "2.0": 0.3, "4.0": 0.4}},
+               "mean_dist_aps": {"car": 0.25, "pedestrian": 0.3},
+               "tp_errors": {"trans_err": 0.3, "scale_err": 0.2, "orient_err": 0.4, "vel_err": 0.5, "attr_err": 0.1},
+               "label_tp_errors": {"car": {"trans_err": 0.31}}}
+    (tmp_path / "metrics_summary.json").write_text(json.dumps(summary))
+    return tmp_path
+
+
+def _pixel(fig, ax, x, y):
+    fig.canvas.draw()
+    img = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    px, py = ax.transData.transform((x, y))
+    return img, int(round(px)), int(round(img.shape[0] - py))
+
+
+def _has_color(img, u, v, color, r=2, tol=40):
+    patch = img[v - r:v + r + 1, u - r:u + r + 1].reshape(-1, 3).astype(int)
+    return bool((np.abs(patch - np.asarray(color)).max(1) <= tol).any())
+
+
+def test_load_devkit_details(metrics_dir):
+    d = load_metric_details(metrics_dir)
+    assert set(d) == {(c, t) for c in ("car", "pedestrian") for t in (0.5, 1.0, 2.0, 4.0)}
+    assert d[("car", 2.0)]["precision"].shape == (101,)
+
+
+def test_pr_curve_drawn_where_the_data_is(metrics_dir):
+    details = load_metric_details(metrics_dir)
+    fig = plot_pr_curves(details, load_metrics_summary(metrics_dir), classes=["car"])
+    ax = fig.axes[0]
+    blue = (31, 119, 180)  # first line colour (0.5 m): precision = 0.65 - 0.5 recall
+    img, u, v = _pixel(fig, ax, 0.3, 0.65 - 0.15)
+    assert _has_color(img, u, v, blue)
+    img, u, v = _pixel(fig, ax, 0.3, 0.9)  # nothing blue far from the curve
+    assert not _has_color(img, u, v, blue)
+    img, u, v = _pixel(fig, ax, 0.8, 0.65 - 0.4)  # beyond the maximal recall (0.6): not drawn
+    assert not _has_color(img, u, v, blue)
+    assert "AP 0.100" in [t.get_text() for t in ax.get_legend().get_texts()][0]
+
+
+def test_tp_curve_window(metrics_dir):
+    details = load_metric_details(metrics_dir)
+    fig = plot_tp_curves(details, classes=["car"], dist_th=2.0)
+    ax = fig.axes[0]
+    blue = (31, 119, 180)  # trans_err = 0.2 + 0.6 recall, shown for recall in [0.11, 0.6]
+    img, u, v = _pixel(fig, ax, 0.4, 0.2 + 0.6 * 0.4)
+    assert _has_color(img, u, v, blue)
+    img, u, v = _pixel(fig, ax, 0.05, 0.2 + 0.6 * 0.05)
+    assert not _has_color(img, u, v, blue)
+
+
+def test_render_eval_plots_files(metrics_dir, tmp_path):
+    files = render_eval_plots(metrics_dir, tmp_path / "plots")
+    assert [f.rsplit("/", 1)[1] for f in files] == ["pr_curves.png", "tp_curves.png", "summary.png"]
+
+
+def test_bad_details(tmp_path):
+    (tmp_path / "metrics_details.json").write_text(json.dumps({"car:2.0": {"recall": [0.0]}}))
+    with pytest.raises(ValueError, match="lacks"):
+        load_metric_details(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        load_metric_details(tmp_path / "nope")
