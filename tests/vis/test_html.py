@@ -1,0 +1,83 @@
+"""The HTML viewer, opened offline in a real headless Chromium: the screenshot shows the points
+and boxes, toggles hide them, and the BEV view puts them where the LiDAR frame says."""
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from kd3d.vis.colors import CLASS_COLORS
+from kd3d.vis.html import render_html, scene_payload
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+W, H = 800, 600
+
+
+def _screenshot(html_path, tmp_path, fragment=""):
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium); the viewer test needs a real browser")
+    png = tmp_path / f"shot{abs(hash(fragment))}.png"
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'chromium-profile'}", f"--screenshot={png}", f"--window-size={W},{H}",
+           f"file://{html_path}{fragment}"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=90)
+    from PIL import Image
+    return np.asarray(Image.open(png).convert("RGB"))
+
+
+def _mask(img, color, tol=30):
+    return (np.abs(img.astype(int) - np.asarray(color, dtype=int)).max(-1) <= tol)
+
+
+@pytest.fixture
+def page(sample, preds, tmp_path):
+    path = tmp_path / "sample.html"
+    text = render_html(sample, preds, out=path, color_by="none", class_names=["car", "truck"])
+    return path, text
+
+
+def test_page_is_self_contained(page, sample):
+    _, text = page
+    assert not re.search(r"https?://|src=|<link", text)
+    payload = scene_payload(sample, None, color_by="none")
+    assert payload["n"] == len(sample.points) and len(payload["boxes"]) == 2
+
+
+def test_viewer_shows_points_and_boxes(page, tmp_path):
+    path, _ = page
+    img = _screenshot(path, tmp_path)
+    assert img.shape[:2] == (H, W)
+    body = img[80:H - 30]  # below the control panel, above the info bar
+    assert _mask(body, CLASS_COLORS[0]).sum() > 50   # the car (GT and prediction)
+    assert _mask(body, CLASS_COLORS[1]).sum() > 30   # the false-positive truck
+    assert _mask(body, CLASS_COLORS[5]).sum() > 30   # the pedestrian
+    assert _mask(body, (200, 200, 200), tol=3).sum() > 500  # grey points of the ground
+    # toggles from the URL fragment: boxes off, points stay
+    off = _screenshot(path, tmp_path, "#gt=0&pred=0")[80:H - 30]
+    assert _mask(off, CLASS_COLORS[0]).sum() == 0 and _mask(off, CLASS_COLORS[1]).sum() == 0
+    assert _mask(off, (200, 200, 200), tol=3).sum() > 500
+    # a score threshold above 0.3 hides only the truck
+    thr = _screenshot(path, tmp_path, "#thr=0.5")[80:H - 30]
+    assert _mask(thr, CLASS_COLORS[1]).sum() == 0 and _mask(thr, CLASS_COLORS[0]).sum() > 50
+
+
+def test_viewer_bev_layout(page, tmp_path):
+    path, _ = page
+    img = _screenshot(path, tmp_path, "#view=bev&points=0").copy()
+    img[:80] = 0
+    img[H - 30:] = 0
+    cy, cx = H / 2, W / 2
+
+    def centroid(color):
+        v, u = np.nonzero(_mask(img, color))
+        assert len(u) > 10, color
+        return u.mean(), v.mean()
+
+    u, v = centroid(CLASS_COLORS[0])  # car at x = +10: above the centre
+    assert v < cy - 40 and abs(u - cx) < 30
+    u, v = centroid(CLASS_COLORS[1])  # truck at y = -12: right of the centre
+    assert u > cx + 40 and abs(v - cy) < 30
+    u, v = centroid(CLASS_COLORS[5])  # pedestrian at (-8, +6): below and left
+    assert v > cy + 20 and u < cx - 15
