@@ -56,8 +56,8 @@ def test_frustum_cell_centres_and_bins():
     assert bins.num == 59
     fr = make_frustum((64, 96), 16, bins)
     assert fr.shape == (59, 4, 6, 3)
-    torch.testing.assert_close(fr[0, 0, 0], torch.tensor([7.5, 7.5, 1.5]))
-    torch.testing.assert_close(fr[58, 3, 5], torch.tensor([87.5, 55.5, 59.5]))
+    torch.testing.assert_close(fr[0, 0, 0], torch.tensor([8.0, 8.0, 1.5]))
+    torch.testing.assert_close(fr[58, 3, 5], torch.tensor([88.0, 56.0, 59.5]))
     torch.testing.assert_close(bins.index(torch.tensor([0.5, 1.0, 1.99, 59.99, 60.0])), torch.tensor([-1, 0, 0, 58, -1]))
     with pytest.raises(ValueError, match="multiple"):
         make_frustum((60, 96), 16, bins)
@@ -87,11 +87,20 @@ def test_depth_targets_nearest_point_wins():
     target = depth_targets([torch.from_numpy(pts)], t(intr), t(c2l), t(aug), image_size, stride, bins)
     assert target.shape == (2, 4, 6)
     u, v, z = _project(to_lidar(near_cam), intr[1], c2l[1], aug[1])
-    col, row = int((u + 0.5) // stride), int((v + 0.5) // stride)
+    col, row = int(u // stride), int(v // stride)
     expected = torch.full((2, 4, 6), -1, dtype=torch.long)
     expected[1, row, col] = int((z - 1.0) // 2.0)  # 8 m -> bin 3
     assert expected[1, row, col] == 3
     u, v, z = _project(to_lidar(-near_cam), intr[0], c2l[0], aug[0])
     assert 6.0 < z < 8.0  # 8 m behind camera 1 = 7 m in front of camera 0 (ring radius 0.5 m)
-    expected[0, int((v + 0.5) // stride), int((u + 0.5) // stride)] = int((z - 1.0) // 2.0)
+    expected[0, int(v // stride), int(u // stride)] = int((z - 1.0) // 2.0)
     assert torch.equal(target, expected)
+
+
+def test_same_pixel_convention_as_data_transforms():
+    from kd3d.data.transforms import project_to_image
+
+    k, c2l, aug = _hand_camera()
+    p = np.array([[12.0, 5.0, 0.3]])
+    uv, z = project_to_image(p, c2l, k, aug)
+    np.testing.assert_allclose([*uv[0], z[0]], _project(p[0], k, c2l, aug), rtol=1e-12)

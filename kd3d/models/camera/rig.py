@@ -25,14 +25,15 @@ def ring_rig(
     """Intrinsics (NC, 3, 3) and cam2lidar (NC, 4, 4), float64.
 
     image_size: (H, W) pixels; ``hfov_deg`` defaults to ``360 / num_cams`` plus 10 degrees of
-    overlap (capped at 120). Principal point at the image centre (pixel centres at integers).
+    overlap (capped at 120). Principal point at the image centre (continuous pixel coordinates,
+    pixel ``i`` spans ``[i, i+1)``, as in :mod:`kd3d.data.transforms`).
     """
     h, w = image_size
     if num_cams < 1:
         raise ValueError(f"ring_rig: num_cams must be >= 1, got {num_cams}")
     hfov = min(360.0 / num_cams + 10.0, 120.0) if hfov_deg is None else float(hfov_deg)
     f = (w / 2) / math.tan(math.radians(hfov) / 2)
-    k = np.array([[f, 0.0, (w - 1) / 2], [0.0, f, (h - 1) / 2], [0.0, 0.0, 1.0]])
+    k = np.array([[f, 0.0, w / 2], [0.0, f, h / 2], [0.0, 0.0, 1.0]])
     intr = np.repeat(k[None], num_cams, 0)
     c2l = np.repeat(np.eye(4)[None], num_cams, 0)
     for i in range(num_cams):
@@ -43,10 +44,10 @@ def ring_rig(
 
 
 def scale_crop_aug(scale: float, crop_xy: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
-    """(3, 3) pixel-space image augmentation: resize by ``scale`` then crop at ``crop_xy``
-    (pixel-centre convention: ``u' = scale * (u + 0.5) - 0.5 - crop_x``)."""
+    """(3, 3) pixel-space image augmentation: resize by ``scale`` then crop at ``crop_xy``:
+    ``u' = scale * u - crop_x`` (continuous pixel coordinates)."""
     a = np.eye(3)
     a[0, 0] = a[1, 1] = scale
-    a[0, 2] = 0.5 * scale - 0.5 - crop_xy[0]
-    a[1, 2] = 0.5 * scale - 0.5 - crop_xy[1]
+    a[0, 2] = -crop_xy[0]
+    a[1, 2] = -crop_xy[1]
     return a

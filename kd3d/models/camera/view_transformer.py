@@ -2,14 +2,15 @@
 
 Conventions (see :mod:`kd3d.structures.sample`):
 
-* pixel coordinates ``(u, v)``: column, row, pixel *centres* at integers;
+* pixel coordinates ``(u, v)``: column, row, continuous, pixel ``i`` spans ``[i, i+1)`` (as in
+  :mod:`kd3d.data.transforms`);
 * ``img_aug`` (3, 3) maps original-image pixels to network-input pixels,
   ``[u' v' 1] = img_aug @ [u v 1]``;
 * ``cam_intrinsics`` K (3, 3) of the original image; camera frame x right, y down, z forward;
 * ``cam2lidar`` (4, 4) maps camera-frame points to the LiDAR frame.
 
-Feature cell ``(i, j)`` of a stride-``s`` map covers input pixels ``j*s .. j*s+s-1``, so its
-frustum rays go through ``u' = j*s + (s-1)/2`` (and likewise ``v'``). Depth bin ``k`` covers
+Feature cell ``(i, j)`` of a stride-``s`` map covers input pixels ``[j*s, (j+1)*s)``, so its
+frustum rays go through ``u' = (j + 0.5) * s`` (and likewise ``v'``). Depth bin ``k`` covers
 ``[dmin + k*step, dmin + (k+1)*step)`` and its frustum point sits at the bin centre.
 """
 from __future__ import annotations
@@ -48,8 +49,8 @@ def make_frustum(image_size: tuple[int, int], stride: int, bins: DepthBins) -> t
     if height % stride or width % stride:
         raise ValueError(f"make_frustum: image_size {image_size} must be a multiple of the stride {stride}")
     h, w = height // stride, width // stride
-    u = torch.arange(w, dtype=torch.float32) * stride + (stride - 1) / 2
-    v = torch.arange(h, dtype=torch.float32) * stride + (stride - 1) / 2
+    u = (torch.arange(w, dtype=torch.float32) + 0.5) * stride
+    v = (torch.arange(h, dtype=torch.float32) + 0.5) * stride
     d = bins.centers()
     dd, vv, uu = torch.meshgrid(d, v, u, indexing="ij")
     return torch.stack([uu, vv, dd], dim=-1)
@@ -189,8 +190,8 @@ def depth_targets(
         uv = uv / uv[..., 2:3].clamp(min=1e-6)
         uv = (img_aug[i].double()[:, None] @ uv.unsqueeze(-1)).squeeze(-1)
         uv = uv[..., :2] / uv[..., 2:3]
-        col = torch.floor((uv[..., 0] + 0.5) / stride).long()
-        row = torch.floor((uv[..., 1] + 0.5) / stride).long()
+        col = torch.floor(uv[..., 0] / stride).long()
+        row = torch.floor(uv[..., 1] / stride).long()
         ok = (z > 1e-3) & (col >= 0) & (col < w) & (row >= 0) & (row < h)
         cam = torch.arange(nc, device=p.device)[:, None].expand_as(z)
         flat = ((i * nc + cam) * (h * w) + row * w + col)[ok]
