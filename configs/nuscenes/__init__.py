@@ -1,0 +1,1 @@
+"""Full-scale nuScenes configs (standard hyper-parameters, meant for GPUs)."""

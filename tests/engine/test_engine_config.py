@@ -1,0 +1,67 @@
+"""Config loading, typed ``--set`` overrides and their errors."""
+import dataclasses
+
+import pytest
+
+from kd3d.engine.config import (ConfigError, ExperimentConfig, apply_overrides, config_to_dict, load_config,
+                                override)
+
+
+def test_load_by_name_and_path():
+    a = load_config("toy")
+    b = load_config(str(load_config.__globals__["configs_dir"]() / "toy.py"))
+    assert isinstance(a, ExperimentConfig) and a == b
+    assert a.model.name == "toy_bev"
+
+
+def test_typed_overrides():
+    cfg = load_config("toy", ["optim.lr=3e-3", "optim.epochs=5", "runtime.progress=false",
+                              "optim.betas=(0.8, 0.9)", "model.kwargs.channels=8", "model.kwargs.new_key=abc",
+                              "data.kwargs={'num_samples': 4}", "name=variant"])
+    assert cfg.optim.lr == 3e-3 and isinstance(cfg.optim.lr, float)
+    assert cfg.optim.epochs == 5 and isinstance(cfg.optim.epochs, int)
+    assert cfg.runtime.progress is False
+    assert cfg.optim.betas == (0.8, 0.9)
+    assert cfg.model.kwargs == {"channels": 8, "dropout": 0.1, "new_key": "abc"}
+    assert cfg.data.kwargs == {"num_samples": 4}
+    assert cfg.name == "variant"
+    base = load_config("toy")
+    assert base.optim.lr == 1e-2, "overrides must not mutate the base config"
+
+
+@pytest.mark.parametrize("item, words", [
+    ("optim.lrr=1", ["unknown key 'lrr'", "OptimConfig", "'lr'"]),
+    ("optim.epochs=two", ["optim.epochs", "int"]),
+    ("runtime.progress=maybe", ["boolean"]),
+    ("optim.lr", ["KEY=VALUE"]),
+    ("model.kwargs.channels.x=1", ["cannot set"]),
+])
+def test_override_errors(item, words):
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(load_config("toy"), [item])
+    for w in words:
+        assert w in str(err.value)
+
+
+def test_variant_with_override_and_replace():
+    base = load_config("toy")
+    v = override(base, {"model.kwargs.channels": 4, "optim.max_steps": 3})
+    v2 = dataclasses.replace(base, optim=dataclasses.replace(base.optim, max_steps=3),
+                             model=dataclasses.replace(base.model, kwargs={**base.model.kwargs, "channels": 4}))
+    assert v == v2
+    d = config_to_dict(v)
+    assert d["model"]["kwargs"]["channels"] == 4 and d["optim"]["betas"] == [0.9, 0.99]
+
+
+def test_bad_config_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config("does/not/exist")
+    p = tmp_path / "empty_cfg.py"
+    p.write_text("X = 1\n")
+    with pytest.raises(ConfigError, match="neither CONFIG nor config"):
+        load_config(str(p))
+    p.write_text("CONFIG = {'name': 'x'}\n")
+    with pytest.raises(ConfigError, match="must be an ExperimentConfig"):
+        load_config(str(p))
+    p.write_text("from kd3d.engine.config import ExperimentConfig\ndef config():\n    return ExperimentConfig(name='fn')\n")
+    assert load_config(str(p)).name == "fn"
