@@ -1,0 +1,119 @@
+"""LiDAR point-cloud encoders: points -> a dense BEV map (the ``bev`` feature).
+
+* :class:`VoxelEncoder`: voxelize -> mean VFE -> SECOND sparse encoder (stride 8 BEV map).
+* :class:`PillarEncoder`: pillarize -> PointPillars pillar feature net (points decorated with
+  offsets to the pillar's point mean and to the pillar centre, linear + BN + ReLU, max over
+  points) -> scatter to a dense (B, C, ny, nx) canvas (stride 1).
+
+Both take ``points``: list[B] of (Ni, 5) float32 tensors (LiDAR frame, ``x y z intensity dt``)
+and expose ``bev_grid`` (the :class:`BEVGrid` of their output map), ``bev_channels``.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from kd3d.models.backbones.sparse_encoder import SparseEncoder, scale_channels
+from kd3d.ops.spconv import Voxelizer
+from kd3d.structures.bev import BEVGrid
+
+
+def mean_vfe(voxels: torch.Tensor, num_points: torch.Tensor) -> torch.Tensor:
+    """Mean of the valid points of each voxel: voxels (V, P, F) zero-padded, num_points (V,) -> (V, F)."""
+    n = num_points.clamp(min=1).to(voxels.dtype)[:, None]
+    return voxels.sum(dim=1) / n
+
+
+class VoxelEncoder(nn.Module):
+    """Voxelizer + mean VFE + :class:`SparseEncoder`.
+
+    voxel_size (vx, vy, vz) and point_range [xmin, ymin, zmin, xmax, ymax, zmax] in metres;
+    the BEV map is (B, bev_channels, ny / 8, nx / 8) on ``bev_grid`` = grid of cells vx*8.
+    """
+
+    def __init__(self, *, voxel_size: Sequence[float], point_range: Sequence[float], width: float = 1.0,
+                 max_points_per_voxel: int = 10, max_voxels: int = 60000, num_point_features: int = 5):
+        super().__init__()
+        self.voxelizer = Voxelizer(voxel_size=voxel_size, point_range=point_range,
+                                   num_point_features=num_point_features,
+                                   max_points_per_voxel=max_points_per_voxel, max_voxels=max_voxels)
+        self.sparse = SparseEncoder(in_channels=num_point_features, spatial_shape=self.voxelizer.spatial_shape,
+                                    width=width)
+        self.bev_channels = self.sparse.bev_channels
+        self.bev_grid = BEVGrid.from_range(point_range, voxel_size[:2]).scaled(self.sparse.stride)
+
+    def forward(self, points: list[torch.Tensor]) -> dict:
+        """-> {"voxel": SparseConvTensor (stride 8 stage), "bev": (B, bev_channels, H, W)}."""
+        voxels, coords, num = self.voxelizer.batch(points)
+        feats = mean_vfe(voxels, num)
+        return self.sparse(feats, coords, len(points))
+
+
+class PillarFeatureNet(nn.Module):
+    """PointPillars PFN: (V, P, 5) points -> (V, C) pillar features.
+
+    Each point ``x y z i dt`` is decorated with ``xyz - mean_xyz(pillar)`` and
+    ``xy - pillar centre xy`` -> 10 features; padded points are zeroed; Linear (no bias) +
+    BatchNorm1d + ReLU; max over the points of the pillar.
+    """
+
+    def __init__(self, *, in_channels: int, out_channels: int, voxel_size: Sequence[float], point_range: Sequence[float]):
+        super().__init__()
+        self.vx, self.vy = float(voxel_size[0]), float(voxel_size[1])
+        self.x0 = float(point_range[0]) + self.vx / 2
+        self.y0 = float(point_range[1]) + self.vy / 2
+        self.linear = nn.Linear(in_channels + 5, out_channels, bias=False)
+        self.norm = nn.BatchNorm1d(out_channels, eps=1e-3, momentum=0.01)
+
+    def forward(self, voxels: torch.Tensor, num_points: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        """voxels (V, P, F), num_points (V,), coords (V, 4) ``b z y x`` -> (V, C)."""
+        V, P, _ = voxels.shape
+        valid = (torch.arange(P, device=voxels.device)[None, :] < num_points[:, None]).to(voxels.dtype)
+        mean_xyz = (voxels[..., :3] * valid[..., None]).sum(1) / num_points.clamp(min=1)[:, None].to(voxels.dtype)
+        f_cluster = voxels[..., :3] - mean_xyz[:, None, :]
+        cx = coords[:, 3].to(voxels.dtype) * self.vx + self.x0
+        cy = coords[:, 2].to(voxels.dtype) * self.vy + self.y0
+        f_center = voxels[..., :2] - torch.stack([cx, cy], dim=1)[:, None, :]
+        x = torch.cat([voxels, f_cluster, f_center], dim=-1)
+        mask = valid.bool()
+        # BatchNorm statistics over the real points only; padded slots never win the max
+        y = torch.relu(self.norm(self.linear(x[mask])))
+        out = y.new_full((V, P, y.shape[-1]), float("-inf"))
+        out[mask] = y
+        return out.max(dim=1).values
+
+
+class PillarEncoder(nn.Module):
+    """Pillarize + :class:`PillarFeatureNet` + scatter to a dense canvas.
+
+    voxel_size (px, py) pillar size (the z size is the whole z range), point_range as above;
+    the BEV map is (B, C, ny, nx) on ``bev_grid`` (cell = pillar), C = 64 * width.
+    """
+
+    def __init__(self, *, voxel_size: Sequence[float], point_range: Sequence[float], width: float = 1.0,
+                 feat_channels: int = 64, max_points_per_voxel: int = 20, max_voxels: int = 30000,
+                 num_point_features: int = 5):
+        super().__init__()
+        pr = [float(v) for v in point_range]
+        vs = [float(voxel_size[0]), float(voxel_size[1]), pr[5] - pr[2]]
+        self.voxelizer = Voxelizer(voxel_size=vs, point_range=pr, num_point_features=num_point_features,
+                                   max_points_per_voxel=max_points_per_voxel, max_voxels=max_voxels)
+        c = scale_channels(feat_channels, width)
+        self.pfn = PillarFeatureNet(in_channels=num_point_features, out_channels=c, voxel_size=vs, point_range=pr)
+        self.bev_channels = c
+        self.bev_grid = BEVGrid.from_range(pr, vs[:2])
+
+    def forward(self, points: list[torch.Tensor]) -> dict:
+        """-> {"voxel": (V, C) pillar features, "voxel_coords": (V, 4) int ``b z y x``,
+        "bev": (B, C, ny, nx)}."""
+        voxels, coords, num = self.voxelizer.batch(points)
+        feats = self.pfn(voxels, num, coords)
+        B = len(points)
+        ny, nx = self.bev_grid.shape
+        canvas = feats.new_zeros((B, self.bev_channels, ny * nx))
+        flat = coords[:, 2].long() * nx + coords[:, 3].long()
+        b = coords[:, 0].long()
+        canvas = canvas.permute(0, 2, 1).index_put((b, flat), feats).permute(0, 2, 1)
+        return {"voxel": feats, "voxel_coords": coords, "bev": canvas.reshape(B, self.bev_channels, ny, nx)}
