@@ -1,0 +1,226 @@
+"""``DistillTerm`` and ``Distiller``: a frozen teacher, a student and weighted distillation terms.
+
+A term reads ``student_out.feats[student_key]`` and ``teacher_out.feats[teacher_key]`` (a tuple
+of keys reads a tuple of features), passes the student value through ``adapters[adapter]`` when
+set, and calls ``loss(student_value, teacher_value, ctx)`` -> scalar. Method-specific terms use
+``ctx`` (batch with GT boxes, both outputs, both models' BEV grids).
+
+``Distiller.forward(batch)`` returns a flat loss dict::
+
+    {"student/<k>": student.loss(...)[k], ..., "distill/<term.name>": weight * term_loss, ...}
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from kd3d.models.base import ModelOutput
+
+
+@dataclass(frozen=True)
+class DistillTerm:
+    """One weighted distillation loss.
+
+    name         key suffix in the loss dict (``distill/<name>``); unique within a Distiller
+    student_key  feature name (or tuple of names) in the student's ``ModelOutput.feats``
+    teacher_key  feature name (or tuple of names) in the teacher's ``ModelOutput.feats``
+    loss         callable ``(student_value, teacher_value, ctx) -> scalar``; an ``nn.Module``
+                 loss with parameters is trained with the student (dropped at export)
+    adapter      name of the adapter module applied to the student value, or None
+    weight       multiplier of the loss
+    """
+
+    name: str
+    student_key: str | tuple[str, ...]
+    teacher_key: str | tuple[str, ...]
+    loss: Callable[..., torch.Tensor]
+    adapter: str | None = None
+    weight: float = 1.0
+
+    def describe(self) -> str:
+        """Stable text used in cache hashes: everything except the loss object's identity."""
+        loss_repr = type(self.loss).__name__
+        if isinstance(self.loss, nn.Module):
+            loss_repr += f"({self.loss.extra_repr()})"
+        return f"{self.name}|{self.student_key}|{self.teacher_key}|{loss_repr}|{self.adapter}|{self.weight!r}"
+
+
+@dataclass
+class DistillContext:
+    """What a method-specific loss may read besides the two features."""
+
+    batch: Any
+    student_out: ModelOutput
+    teacher_out: ModelOutput
+    student_grid: Any = None  # BEVGrid of the student's 'bev_neck' (None for segmenters)
+    teacher_grid: Any = None
+
+
+def _fetch(out: ModelOutput, key, who: str):
+    if isinstance(key, (tuple, list)):
+        return tuple(_fetch(out, k, who) for k in key)
+    if key not in out.feats:
+        raise KeyError(f"{who} output has no feature {key!r}; available: {sorted(out.feats)}")
+    return out.feats[key]
+
+
+def load_checkpoint_into(model: nn.Module, path, *, strict: bool = True) -> dict:
+    """Load a checkpoint (``torch.load(weights_only=True)``) into ``model``.
+
+    Accepts a bare state dict or a dict holding it under ``model``/``state_dict``/``student``.
+    With ``strict`` a mismatch raises ``ValueError`` listing the missing and unexpected keys.
+    Returns the loaded state dict.
+    """
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    state = obj
+    if isinstance(obj, dict):
+        for k in ("model", "state_dict", "student"):
+            if k in obj and isinstance(obj[k], dict):
+                state = obj[k]
+                break
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint {path}: expected a state dict, got {type(state).__name__}")
+    result = model.load_state_dict(state, strict=False)
+    if strict and (result.missing_keys or result.unexpected_keys):
+        raise ValueError(
+            f"checkpoint {path} does not fit {type(model).__name__}: "
+            f"missing keys {list(result.missing_keys)}, unexpected keys {list(result.unexpected_keys)}"
+        )
+    return state
+
+
+class Distiller(nn.Module):
+    """Frozen ``teacher`` + trainable ``student`` + ``adapters`` + ``terms``.
+
+    The teacher never receives gradients (``requires_grad`` off, forward under ``no_grad``) and
+    stays in eval mode (BatchNorm statistics and dropout frozen) even when the Distiller is put
+    in train mode. ``teacher_cache`` (a :class:`kd3d.distill.cache.TeacherCache`) replaces the
+    teacher forward by cached features. ``student_weight`` scales the student's own losses.
+    """
+
+    def __init__(self, *, student: nn.Module, teacher: nn.Module | None, terms: list[DistillTerm],
+                 adapters: dict[str, nn.Module] | None = None, teacher_cache=None,
+                 student_weight: float = 1.0):
+        super().__init__()
+        if teacher is None and teacher_cache is None:
+            raise ValueError("Distiller needs a teacher model or a teacher_cache")
+        names = [t.name for t in terms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Distiller: duplicate term names {names}")
+        adapters = dict(adapters or {})
+        for t in terms:
+            if t.adapter is not None and t.adapter not in adapters:
+                raise KeyError(f"term {t.name!r} uses adapter {t.adapter!r}, not among {sorted(adapters)}")
+        self.student = student
+        self.teacher = teacher
+        self.adapters = nn.ModuleDict(adapters)
+        self.term_losses = nn.ModuleDict({t.name: t.loss for t in terms if isinstance(t.loss, nn.Module)})
+        self.terms = list(terms)
+        self.teacher_cache = teacher_cache
+        self.student_weight = float(student_weight)
+        self.last_student_output: ModelOutput | None = None
+        self.last_teacher_output: ModelOutput | None = None
+        if teacher is not None:
+            teacher.requires_grad_(False)
+            teacher.eval()
+
+    # ------------------------------------------------------------------ modes
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()
+        return self
+
+    def trainable_parameters(self):
+        """Parameters of the student, the adapters and parametric losses (not the teacher)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    @property
+    def student_grid(self):
+        return getattr(self.student, "bev_grid", None)
+
+    @property
+    def teacher_grid(self):
+        grid = getattr(self.teacher, "bev_grid", None) if self.teacher is not None else None
+        if grid is None and self.teacher_cache is not None:
+            grid = getattr(self.teacher_cache, "bev_grid", None)
+        return grid
+
+    # ---------------------------------------------------------------- forward
+    def teacher_forward(self, batch) -> ModelOutput:
+        """Teacher features for ``batch``: from the cache when one is set, else a no-grad forward."""
+        if self.teacher_cache is not None:
+            return self.teacher_cache.output_for(batch)
+        with torch.no_grad():
+            return self.teacher(batch)
+
+    def forward(self, batch) -> dict[str, torch.Tensor]:
+        student_out = self.student(batch)
+        teacher_out = self.teacher_forward(batch)
+        self.last_student_output, self.last_teacher_output = student_out, teacher_out
+        losses: dict[str, torch.Tensor] = {}
+        if self.student_weight:
+            for k, v in self.student.loss(student_out, batch).items():
+                losses[f"student/{k}"] = v * self.student_weight
+        losses.update(self.distill_losses(student_out, teacher_out, batch))
+        return losses
+
+    def distill_losses(self, student_out: ModelOutput, teacher_out: ModelOutput, batch) -> dict[str, torch.Tensor]:
+        """Weighted ``distill/<name>`` losses from already computed outputs."""
+        ctx = DistillContext(batch=batch, student_out=student_out, teacher_out=teacher_out,
+                             student_grid=self.student_grid, teacher_grid=self.teacher_grid)
+        losses = {}
+        for term in self.terms:
+            s = _fetch(student_out, term.student_key, "student")
+            t = _fetch(teacher_out, term.teacher_key, "teacher")
+            if term.adapter is not None:
+                s = self.adapters[term.adapter](s)
+            losses[f"distill/{term.name}"] = term.loss(s, t, ctx) * term.weight
+        return losses
+
+    @staticmethod
+    def total_loss(losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        return sum(losses.values())
+
+    @torch.no_grad()
+    def predict(self, batch) -> list[dict]:
+        """Student predictions (the deployable model)."""
+        out = self.student(batch)
+        return self.student.predict(out, batch)
+
+    # ------------------------------------------------------------ checkpoints
+    def student_state_dict(self) -> dict[str, torch.Tensor]:
+        """The bare student's state dict (no teacher, adapters or distillation heads)."""
+        student = getattr(self.student, "model", self.student) if type(self.student).__name__ == "TappedModel" \
+            else self.student
+        return {k: v.detach().clone() for k, v in student.state_dict().items()}
+
+    def load_teacher(self, path, *, strict: bool = True) -> None:
+        """Load teacher weights (``weights_only=True``); lists missing/unexpected keys on mismatch."""
+        if self.teacher is None:
+            raise ValueError("Distiller has no teacher model to load into")
+        load_checkpoint_into(self.teacher, path, strict=strict)
+        self.teacher.requires_grad_(False)
+        self.teacher.eval()
+
+
+def inherit_head(student: nn.Module, teacher: nn.Module, *, prefix: str = "head") -> list[str]:
+    """Initialise the student's head from the teacher's (DistillBEV's head inheritance).
+
+    Copies every ``prefix.*`` tensor whose name and shape match; returns the copied names.
+    Raises when nothing matches (a wrong prefix would silently do nothing otherwise).
+    """
+    s_state = student.state_dict()
+    copied = []
+    with torch.no_grad():
+        for name, value in teacher.state_dict().items():
+            if name.startswith(prefix + ".") and name in s_state and s_state[name].shape == value.shape:
+                s_state[name].copy_(value)
+                copied.append(name)
+    if not copied:
+        raise ValueError(f"inherit_head: no tensor under {prefix!r} matches in name and shape "
+                         "between student and teacher")
+    return copied

@@ -1,0 +1,166 @@
+"""BEVDistill (Chen et al., ICLR 2023): dense foreground imitation, sparse instance contrast and
+prediction distillation, for camera (or any) BEV students of LiDAR/fusion teachers.
+
+Grids: student maps are read on ``ctx.student_grid``'s metric range and teacher maps on
+``ctx.teacher_grid``'s (the models' ``bev_grid``); a map of another resolution (a backbone
+stage) gets the grid with the same range and its own shape. When the grids differ, the student
+map is resampled explicitly onto the teacher grid (:func:`kd3d.distill.adapters.resample_map`).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kd3d.distill.adapters import ChannelAdapter, grid_for_map, resample_map, sample_bev
+from kd3d.distill.bev_targets import batch_gaussian_heatmaps
+from kd3d.distill.distiller import DistillTerm
+
+
+def _grids(ctx, s_shape, t_shape):
+    if ctx.teacher_grid is None or ctx.student_grid is None:
+        raise ValueError("BEV distillation needs student.bev_grid and teacher.bev_grid (BEVGrid); got None")
+    return grid_for_map(ctx.student_grid, s_shape), grid_for_map(ctx.teacher_grid, t_shape)
+
+
+def to_teacher_grid(s: torch.Tensor, t: torch.Tensor, ctx) -> torch.Tensor:
+    """Resample the student map ``s`` onto the teacher map's grid (no-op when they coincide)."""
+    sg, tg = _grids(ctx, s.shape, t.shape)
+    return resample_map(s, sg, tg)
+
+
+class ForegroundGaussianMSE(nn.Module):
+    """Dense term: ``sum_{b,c,i,j} w (FS' - FT)^2 / sum_{b,i,j} w`` with ``w`` the class-agnostic
+    CenterPoint Gaussian of the GT boxes on the teacher grid (``min_overlap``, radius >= 1).
+
+    ``student``: adapted (B, C_t, H_s, W_s); ``teacher``: (B, C_t, H_t, W_t).
+    """
+
+    def __init__(self, *, min_overlap: float = 0.1, min_radius: int = 1):
+        super().__init__()
+        self.min_overlap, self.min_radius = float(min_overlap), int(min_radius)
+
+    def forward(self, student, teacher, ctx):
+        student = to_teacher_grid(student, teacher, ctx)
+        _, tg = _grids(ctx, student.shape, teacher.shape)
+        w = batch_gaussian_heatmaps(ctx.batch.gt_boxes, tg, min_overlap=self.min_overlap,
+                                    min_radius=self.min_radius, device=teacher.device).to(teacher.dtype)
+        num = (w * (student - teacher.detach()).pow(2)).sum()
+        return num / w.sum().clamp(min=1.0)
+
+    def extra_repr(self):
+        return f"min_overlap={self.min_overlap}, min_radius={self.min_radius}"
+
+
+def _mlp(cin: int, hidden: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(cin, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, cout))
+
+
+def instance_centres(gt_boxes: list, grid) -> list[torch.Tensor]:
+    """Per sample the (Mi, 2) xy of the GT centres inside ``grid``'s range."""
+    out = []
+    for boxes in gt_boxes:
+        xy = boxes[:, :2].float()
+        keep = (xy[:, 0] >= grid.xmin) & (xy[:, 0] < grid.xmax) & (xy[:, 1] >= grid.ymin) & (xy[:, 1] < grid.ymax)
+        out.append(xy[keep])
+    return out
+
+
+class InstanceContrastiveLoss(nn.Module):
+    """Sparse instance term: sample both BEV maps at the GT centres (bilinear, each on its own
+    grid), project with a per-side MLP, L2-normalise and apply InfoNCE over all instances of the
+    batch: ``CE(zS @ zT^T / temperature, diag)`` (student instance i's positive is teacher
+    instance i, every other teacher instance is a negative). 0 when the batch has no instance.
+
+    The projection heads are trained with the student and dropped at export.
+    """
+
+    def __init__(self, *, student_channels: int, teacher_channels: int, proj_dim: int = 128,
+                 hidden: int = 256, temperature: float = 0.07):
+        super().__init__()
+        self.student_proj = _mlp(student_channels, hidden, proj_dim)
+        self.teacher_proj = _mlp(teacher_channels, hidden, proj_dim)
+        self.temperature = float(temperature)
+
+    def forward(self, student, teacher, ctx):
+        sg, tg = _grids(ctx, student.shape, teacher.shape)
+        centres = instance_centres(ctx.batch.gt_boxes, tg)
+        fs, ft = [], []
+        for b, xy in enumerate(centres):
+            if len(xy):
+                xy = xy.to(student.device)
+                fs.append(sample_bev(student[b:b + 1], sg, xy[None])[0])
+                ft.append(sample_bev(teacher[b:b + 1].detach(), tg, xy[None])[0])
+        if not fs:
+            return student.sum() * 0.0
+        zs = F.normalize(self.student_proj(torch.cat(fs)), dim=1)
+        zt = F.normalize(self.teacher_proj(torch.cat(ft)), dim=1)
+        logits = zs @ zt.t() / self.temperature
+        return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
+
+    def extra_repr(self):
+        return f"temperature={self.temperature}"
+
+
+def teacher_peaks(heatmap_logits: torch.Tensor, *, score_thresh: float, max_peaks: int):
+    """Teacher "boxes" of a CenterHead: local maxima (3x3) of ``max_c sigmoid(heatmap)`` above
+    ``score_thresh``, top ``max_peaks`` per sample. Returns (B, H, W) score map with zeros
+    everywhere except at the kept peaks."""
+    score = torch.sigmoid(heatmap_logits.detach().float()).max(dim=1).values  # (B, H, W)
+    peak = score == F.max_pool2d(score[:, None], 3, stride=1, padding=1)[:, 0]
+    score = torch.where(peak & (score > score_thresh), score, torch.zeros_like(score))
+    flat = score.flatten(1)
+    k = min(max_peaks, flat.shape[1])
+    top, idx = flat.topk(k, dim=1)
+    kept = torch.zeros_like(flat).scatter_(1, idx, top)
+    return kept.view_as(score)
+
+
+class PredictionL1Loss(nn.Module):
+    """Prediction term: teacher boxes (heatmap peaks, see :func:`teacher_peaks`) are matched to
+    the student prediction at the same BEV cell (student maps resampled to the teacher grid);
+    ``sum_peaks s_T * sum_r |regS - regT| / sum_peaks s_T`` over the box parameters (offset, z,
+    log dims, sin/cos yaw, velocity), weighted by the teacher score ``s_T``.
+
+    ``student``/``teacher``: tuples ``(heatmap (B, K, H, W), reg (B, R, H, W))``.
+    """
+
+    def __init__(self, *, score_thresh: float = 0.1, max_peaks: int = 100):
+        super().__init__()
+        self.score_thresh, self.max_peaks = float(score_thresh), int(max_peaks)
+
+    def forward(self, student, teacher, ctx):
+        _, s_reg = student
+        t_heat, t_reg = teacher
+        s_reg = to_teacher_grid(s_reg, t_reg, ctx)
+        w = teacher_peaks(t_heat, score_thresh=self.score_thresh, max_peaks=self.max_peaks).to(s_reg.dtype)
+        l1 = (s_reg - t_reg.detach()).abs().sum(dim=1)  # (B, H, W)
+        return (w * l1).sum() / w.sum().clamp(min=1e-6)
+
+    def extra_repr(self):
+        return f"score_thresh={self.score_thresh}, max_peaks={self.max_peaks}"
+
+
+def bevdistill_terms(*, student_channels: int, teacher_channels: int, feature_key: str = "bev_neck",
+                     dense_weight: float = 0.01, instance_weight: float = 0.2, prediction_weight: float = 1.0,
+                     temperature: float = 0.07, proj_dim: int = 128, hidden: int = 256,
+                     min_overlap: float = 0.1, score_thresh: float = 0.1, max_peaks: int = 100):
+    """BEVDistill terms on ``feature_key`` (student C_s -> teacher C_t channels).
+
+    Returns ``(terms, adapters)``. A weight of 0 drops its term. The prediction term's weight
+    is not given by the paper; 1.0 here.
+    """
+    terms, adapters = [], {}
+    if dense_weight:
+        adapters["bevdistill_dense"] = ChannelAdapter(student_channels, teacher_channels)
+        terms.append(DistillTerm("bevdistill/dense", feature_key, feature_key,
+                                 ForegroundGaussianMSE(min_overlap=min_overlap), "bevdistill_dense", dense_weight))
+    if instance_weight:
+        loss = InstanceContrastiveLoss(student_channels=student_channels, teacher_channels=teacher_channels,
+                                       proj_dim=proj_dim, hidden=hidden, temperature=temperature)
+        terms.append(DistillTerm("bevdistill/instance", feature_key, feature_key, loss, None, instance_weight))
+    if prediction_weight:
+        terms.append(DistillTerm("bevdistill/prediction", ("heatmap", "reg"), ("heatmap", "reg"),
+                                 PredictionL1Loss(score_thresh=score_thresh, max_peaks=max_peaks), None,
+                                 prediction_weight))
+    return terms, adapters

@@ -1,0 +1,141 @@
+"""DistillBEV (Wang et al., ICCV 2023): region-decomposed, attention-weighted multi-level BEV
+feature imitation plus a spatial term.
+
+Per level (a backbone stage or the head input), with FS' the adapted student map resampled to
+the teacher grid and FT the teacher map (B, C, H, W)::
+
+    L = 1/B sum_{b,c,i,j} (FS' - FT)^2 * A * [a_fg * max(sqrt(A_cell / A_box), 1/N_bg) * G
+                                              + a_bg / N_bg * BG + a_fp / N_fp * FP]
+    L_sp = 1/B sum_{b,i,j} |mean_c FT - conv3x3(mean_c FS')|          (weighted by a_sp)
+
+* G: cells whose centre lies inside a GT box (A_box: footprint l*w of the smallest such box).
+* FP: teacher false positives outside G: ``max_c sigmoid(teacher heatmap) > 0.1`` and GT
+  Gaussian heatmap (min overlap 0.1) ``< 0.1``. BG: everything else. N_bg, N_fp per sample.
+* A = (P_T + P_S) / 2, ``P(F) = H*W softmax_ij(mean_c |F| / 0.5)``, without gradient.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kd3d.distill.adapters import ChannelAdapter
+from kd3d.distill.bev_targets import boxes_cell_masks, draw_gaussian_heatmap
+from kd3d.distill.distiller import DistillTerm, inherit_head
+from kd3d.distill.methods.bevdistill import _grids, to_teacher_grid
+
+__all__ = ["DistillBEVFeatureLoss", "DistillBEVSpatialLoss", "distillbev_terms", "distillbev_regions",
+           "spatial_attention", "inherit_head"]
+
+
+def spatial_attention(feat: torch.Tensor, tau: float = 0.5) -> torch.Tensor:
+    """``P(F) = H*W * softmax_ij(mean_c |F| / tau)``: (B, C, H, W) -> (B, H, W), no gradient."""
+    with torch.no_grad():
+        b, _, h, w = feat.shape
+        a = feat.detach().abs().mean(dim=1).reshape(b, -1) / tau
+        return (h * w * torch.softmax(a, dim=1)).reshape(b, h, w)
+
+
+def distillbev_regions(boxes: torch.Tensor, grid, teacher_score: torch.Tensor | None, *,
+                       fp_thresh: float = 0.1, gt_thresh: float = 0.1, gt_min_overlap: float = 0.1):
+    """Region decomposition of one sample on ``grid``.
+
+    ``boxes`` (M, 9) LiDAR frame; ``teacher_score`` (H, W) ``max_c sigmoid(heatmap)`` on this
+    grid or None (no FP region). Returns dict of (H, W) tensors: ``fg`` bool, ``fp`` bool,
+    ``bg`` bool, ``fg_scale`` float ``max(sqrt(A_cell / A_box), 1/N_bg)`` on fg (0 elsewhere),
+    and the counts ``n_bg``, ``n_fp`` (at least 1).
+    """
+    inside, box_area = boxes_cell_masks(boxes.detach().cpu(), grid)
+    if teacher_score is not None:
+        gt_heat = draw_gaussian_heatmap(boxes.detach().cpu(), grid, min_overlap=gt_min_overlap)
+        fp = (teacher_score.detach().cpu() > fp_thresh) & (gt_heat < gt_thresh) & ~inside
+    else:
+        fp = torch.zeros_like(inside)
+    bg = ~inside & ~fp
+    n_bg = max(int(bg.sum()), 1)
+    n_fp = max(int(fp.sum()), 1)
+    cell_area = grid.dx * grid.dy
+    scale = torch.where(inside, torch.sqrt(cell_area / box_area).clamp(min=1.0 / n_bg), torch.zeros_like(box_area))
+    return {"fg": inside, "fp": fp, "bg": bg, "fg_scale": scale, "n_bg": n_bg, "n_fp": n_fp}
+
+
+class DistillBEVFeatureLoss(nn.Module):
+    """The region/attention-weighted feature term of one level (see the module docstring).
+
+    ``student``: adapted (B, C_t, H_s, W_s); ``teacher``: (B, C_t, H, W). The teacher heatmap
+    (``ctx.teacher_out.feats['heatmap']``) is resized to the level (same metric range).
+    """
+
+    def __init__(self, *, a_fg: float = 6e-3, a_bg: float = 4e-2, a_fp: float = 6e-2, attn_tau: float = 0.5,
+                 fp_thresh: float = 0.1, gt_min_overlap: float = 0.1):
+        super().__init__()
+        self.a_fg, self.a_bg, self.a_fp = float(a_fg), float(a_bg), float(a_fp)
+        self.attn_tau, self.fp_thresh, self.gt_min_overlap = float(attn_tau), float(fp_thresh), float(gt_min_overlap)
+
+    def region_weights(self, student: torch.Tensor, teacher: torch.Tensor, ctx) -> torch.Tensor:
+        """(B, H, W) per-cell weight ``A * [a_fg s G + a_bg/N_bg BG + a_fp/N_fp FP]``."""
+        _, tg = _grids(ctx, teacher.shape, teacher.shape)
+        heat = ctx.teacher_out.feats.get("heatmap") if self.a_fp else None
+        score = None
+        if heat is not None:
+            score = torch.sigmoid(heat.detach().float()).max(dim=1, keepdim=True).values
+            if score.shape[-2:] != teacher.shape[-2:]:
+                score = F.interpolate(score, size=teacher.shape[-2:], mode="bilinear", align_corners=False)
+            score = score[:, 0]
+        weights = []
+        for b, boxes in enumerate(ctx.batch.gt_boxes):
+            r = distillbev_regions(boxes, tg, None if score is None else score[b], fp_thresh=self.fp_thresh,
+                                   gt_min_overlap=self.gt_min_overlap)
+            w = self.a_fg * r["fg_scale"] + self.a_bg / r["n_bg"] * r["bg"].float() \
+                + self.a_fp / r["n_fp"] * r["fp"].float()
+            weights.append(w)
+        attn = 0.5 * (spatial_attention(teacher, self.attn_tau) + spatial_attention(student, self.attn_tau))
+        return torch.stack(weights).to(teacher.device, teacher.dtype) * attn
+
+    def forward(self, student, teacher, ctx):
+        student = to_teacher_grid(student, teacher, ctx)
+        w = self.region_weights(student, teacher, ctx)
+        return ((student - teacher.detach()).pow(2) * w[:, None]).sum() / teacher.shape[0]
+
+    def extra_repr(self):
+        return f"a_fg={self.a_fg}, a_bg={self.a_bg}, a_fp={self.a_fp}, attn_tau={self.attn_tau}"
+
+
+class DistillBEVSpatialLoss(nn.Module):
+    """``1/B sum_{b,ij} |mean_c FT - conv3x3(mean_c FS')|`` with a learned 1->1 3x3 conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, student, teacher, ctx):
+        student = to_teacher_grid(student, teacher, ctx)
+        s = self.conv(student.mean(dim=1, keepdim=True))
+        return (teacher.detach().mean(dim=1, keepdim=True) - s).abs().sum() / teacher.shape[0]
+
+
+def distillbev_terms(*, levels: dict[str, tuple[int, int]] | None = None, a_fg: float = 6e-3,
+                     a_bg: float = 4e-2, a_fp: float = 6e-2, a_sp: float = 2.5e-3, fp_levels=("bev_neck",),
+                     attn_tau: float = 0.5):
+    """DistillBEV terms.
+
+    ``levels``: feature key -> (student channels, teacher channels); default two backbone stages
+    and the head input ``{'bev_stage1': ..., 'bev_stage2': ..., 'bev_neck': ...}`` must be given
+    with channels. The FP region (weight ``a_fp``) is used on ``fp_levels`` (the head level by
+    default, as the paper states a_fp for it); set ``a_sp=0`` to drop the spatial terms.
+    Head inheritance: call :func:`inherit_head(student, teacher)` before training.
+    Returns ``(terms, adapters)``.
+    """
+    if not levels:
+        raise ValueError("distillbev_terms: levels must map feature keys to (student_channels, teacher_channels), "
+                         "e.g. {'bev_stage1': (64, 128), 'bev_stage2': (128, 256), 'bev_neck': (256, 512)}")
+    terms, adapters = [], {}
+    for key, (cs, ct) in levels.items():
+        name = f"distillbev_{key}"
+        adapters[name] = ChannelAdapter(int(cs), int(ct))
+        fp = a_fp if key in fp_levels else 0.0
+        terms.append(DistillTerm(f"distillbev/feat_{key}", key, key,
+                                 DistillBEVFeatureLoss(a_fg=a_fg, a_bg=a_bg, a_fp=fp, attn_tau=attn_tau), name, 1.0))
+        if a_sp:
+            terms.append(DistillTerm(f"distillbev/sp_{key}", key, key, DistillBEVSpatialLoss(), name, a_sp))
+    return terms, adapters

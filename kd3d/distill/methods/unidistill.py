@@ -1,0 +1,134 @@
+"""UniDistill (Zhou et al., CVPR 2023): keypoint feature, relation and response distillation
+between any two BEV detectors (LiDAR, camera, fusion) in either direction.
+
+Nine BEV keypoints per GT box (:func:`kd3d.distill.bev_targets.box_keypoints`: 4 corners, the
+centre, 4 edge midpoints), read by bilinear sampling on each map's own metric grid:
+
+* feature  ``1/N sum_n 1/(9C) sum_k |FS'(k) - FT(k)|_1`` on the low-level BEV map (adapted student)
+* relation ``1/N sum_n 1/81 sum_{k,k'} |cos(FS(k), FS(k')) - cos(FT(k), FT(k'))|`` on the
+  high-level map (channels may differ: no adapter)
+* response Gaussian-weighted (min overlap 0.7) ``|sigmoid(max_c hS) - sigmoid(max_c hT / 2)|
+  + sum_r |regS - regT|``, normalised by the Gaussian sum.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kd3d.distill.adapters import ChannelAdapter, sample_bev
+from kd3d.distill.bev_targets import batch_gaussian_heatmaps, box_keypoints
+from kd3d.distill.distiller import DistillTerm
+from kd3d.distill.methods.bevdistill import _grids, to_teacher_grid
+
+# (teacher modality, student modality) -> (feature, relation, response) weights from the paper.
+UNIDISTILL_WEIGHTS = {
+    ("lidar", "camera"): (100.0, 40.0, 10.0),
+    ("fusion", "camera"): (10.0, 5.0, 10.0),
+    ("camera", "lidar"): (10.0, 5.0, 1.0),
+    ("fusion", "lidar"): (10.0, 1.0, 10.0),
+}
+
+
+def sample_keypoints(student: torch.Tensor, teacher: torch.Tensor, ctx):
+    """Bilinear features at the nine keypoints of every GT box whose centre is in range.
+
+    Returns ``(fs (N, 9, C_s), ft (N, 9, C_t))``, N = instances of the whole batch.
+    """
+    sg, tg = _grids(ctx, student.shape, teacher.shape)
+    fs, ft = [], []
+    for b, boxes in enumerate(ctx.batch.gt_boxes):
+        if not len(boxes):
+            continue
+        c = boxes[:, :2]
+        keep = (c[:, 0] >= tg.xmin) & (c[:, 0] < tg.xmax) & (c[:, 1] >= tg.ymin) & (c[:, 1] < tg.ymax)
+        if not bool(keep.any()):
+            continue
+        kp = box_keypoints(boxes[keep].detach().cpu()).to(student.device, torch.float32)  # (M, 9, 2)
+        m = kp.shape[0]
+        fs.append(sample_bev(student[b:b + 1], sg, kp.reshape(1, -1, 2))[0].reshape(m, 9, -1))
+        ft.append(sample_bev(teacher[b:b + 1].detach(), tg, kp.reshape(1, -1, 2))[0].reshape(m, 9, -1))
+    if not fs:
+        return None, None
+    return torch.cat(fs), torch.cat(ft)
+
+
+class KeypointFeatureLoss(nn.Module):
+    """Feature term: mean absolute difference of the adapted student and teacher features at the
+    keypoints (= ``1/N sum_n 1/(9C) sum_k |.|_1``); 0 without instances."""
+
+    def forward(self, student, teacher, ctx):
+        fs, ft = sample_keypoints(student, teacher, ctx)
+        if fs is None:
+            return student.sum() * 0.0
+        if fs.shape != ft.shape:
+            raise ValueError(f"unidistill feature term: adapted student {fs.shape[-1]} vs teacher {ft.shape[-1]} channels")
+        return (fs - ft).abs().mean()
+
+
+class KeypointRelationLoss(nn.Module):
+    """Relation term: mean |cos_S - cos_T| over each instance's 9 x 9 cosine-similarity matrix."""
+
+    def forward(self, student, teacher, ctx):
+        fs, ft = sample_keypoints(student, teacher, ctx)
+        if fs is None:
+            return student.sum() * 0.0
+        cs = F.normalize(fs, dim=-1) @ F.normalize(fs, dim=-1).transpose(1, 2)
+        ct = F.normalize(ft, dim=-1) @ F.normalize(ft, dim=-1).transpose(1, 2)
+        return (cs - ct).abs().mean()
+
+
+class ResponseLoss(nn.Module):
+    """Response term on the head outputs ``(heatmap (B, K, H, W) logits, reg (B, R, H, W))``.
+
+    Weights ``w``: class-agnostic Gaussian of the GT boxes (``min_overlap`` 0.7) on the teacher
+    grid; ``L = sum w (|sigmoid(max_c hS) - sigmoid(max_c hT / 2)| + sum_r |rS - rT|) / sum w``.
+    Student maps are resampled to the teacher grid when the grids differ.
+    """
+
+    def __init__(self, *, min_overlap: float = 0.7, teacher_logit_scale: float = 0.5):
+        super().__init__()
+        self.min_overlap, self.teacher_logit_scale = float(min_overlap), float(teacher_logit_scale)
+
+    def forward(self, student, teacher, ctx):
+        s_heat, s_reg = student
+        t_heat, t_reg = teacher
+        s_heat = to_teacher_grid(s_heat, t_heat, ctx)
+        s_reg = to_teacher_grid(s_reg, t_reg, ctx)
+        _, tg = _grids(ctx, t_heat.shape, t_heat.shape)
+        w = batch_gaussian_heatmaps(ctx.batch.gt_boxes, tg, min_overlap=self.min_overlap,
+                                    device=t_heat.device)[:, 0].to(s_heat.dtype)
+        hs = torch.sigmoid(s_heat.max(dim=1).values)
+        ht = torch.sigmoid(t_heat.detach().max(dim=1).values * self.teacher_logit_scale)
+        per_cell = (hs - ht).abs() + (s_reg - t_reg.detach()).abs().sum(dim=1)
+        return (w * per_cell).sum() / w.sum().clamp(min=1.0)
+
+    def extra_repr(self):
+        return f"min_overlap={self.min_overlap}, teacher_logit_scale={self.teacher_logit_scale}"
+
+
+def unidistill_terms(*, teacher_modality: str, student_modality: str, student_channels: int,
+                     teacher_channels: int, feature_key: str = "bev", relation_key: str = "bev_neck",
+                     weights: tuple[float, float, float] | None = None, response: bool = True):
+    """UniDistill terms for a (teacher, student) modality pair in ``UNIDISTILL_WEIGHTS``.
+
+    ``student_channels``/``teacher_channels`` are the channels of ``feature_key`` (the feature
+    term's 1x1 adapter); ``weights`` overrides (feature, relation, response). Returns
+    ``(terms, adapters)``.
+    """
+    pair = (teacher_modality, student_modality)
+    if weights is None:
+        if pair not in UNIDISTILL_WEIGHTS:
+            raise ValueError(f"unidistill: unknown modality pair teacher={teacher_modality!r} "
+                             f"student={student_modality!r}; known: {sorted(UNIDISTILL_WEIGHTS)}")
+        weights = UNIDISTILL_WEIGHTS[pair]
+    w_feat, w_rel, w_resp = weights
+    adapters = {"unidistill_feature": ChannelAdapter(student_channels, teacher_channels)}
+    terms = [
+        DistillTerm("unidistill/feature", feature_key, feature_key, KeypointFeatureLoss(), "unidistill_feature", w_feat),
+        DistillTerm("unidistill/relation", relation_key, relation_key, KeypointRelationLoss(), None, w_rel),
+    ]
+    if response:
+        terms.append(DistillTerm("unidistill/response", ("heatmap", "reg"), ("heatmap", "reg"), ResponseLoss(),
+                                 None, w_resp))
+    return terms, adapters
