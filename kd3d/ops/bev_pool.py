@@ -19,8 +19,9 @@ as the reference). :func:`bev_pool` never does (the BEVPoolv2 idea):
    scalars), then ``bev = S @ feat`` with ``S`` the sparse ``(cells, pixels)`` matrix of pair
    weights in CSR layout (one sparse-dense product, CPU and CUDA).
 3. Backward (:class:`BEVPoolFunction`): ``grad_feat = S^T @ grad_bev`` (transposed CSR,
-   precomputed too) and ``grad_depth[i] = <grad_bev[cell(i)], feat[pixel(i)]>``, evaluated per
-   pair in chunks so peak memory stays bounded by ``chunk x C``.
+   precomputed too) and ``grad_depth[i] = <grad_bev[cell(i)], feat[pixel(i)]>``, evaluated once
+   per pair as a sampled dense-dense product on S's sparsity pattern
+   (``torch.sparse.sampled_addmm``; other dtypes: chunked gathers, memory bounded by chunk x C).
 
 Memory: O(points) integers for the index plus the BEV map; never O(points x C).
 All tensors may live on CPU or CUDA (pure torch ops).
@@ -171,6 +172,26 @@ def _csr_mm(crow, col, values, nrows, ncols, dense):
         return mat @ dense
 
 
+def _sampled_dots(index: BEVPoolIndex, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """(P,) ``<rows[pair_cell[p]], cols[pair_pixel[p]]>`` for every pair; rows (cells, C), cols (pixels, C)."""
+    num_pairs = index.pair_cell.numel()
+    if num_pairs == 0:
+        return rows.new_zeros(0)
+    if rows.dtype in (torch.float32, torch.float64):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            pattern = torch.sparse_csr_tensor(
+                index.crow, index.pair_pixel, rows.new_zeros(num_pairs), size=(rows.shape[0], cols.shape[0]),
+                check_invariants=False,
+            )
+            return torch.sparse.sampled_addmm(pattern, rows, cols.t(), beta=0.0).values()
+    out = rows.new_empty(num_pairs)  # other dtypes: chunked gathers, memory bounded by chunk x C
+    for s in range(0, num_pairs, _CHUNK):
+        e = min(s + _CHUNK, num_pairs)
+        out[s:e] = (rows.index_select(0, index.pair_cell[s:e]) * cols.index_select(0, index.pair_pixel[s:e])).sum(1)
+    return out
+
+
 def _pair_weights(depth_flat: torch.Tensor, index: BEVPoolIndex) -> torch.Tensor:
     num_pairs = index.pair_cell.numel()
     w = depth_flat.new_zeros(num_pairs)
@@ -203,11 +224,9 @@ class BEVPoolFunction(torch.autograd.Function):
                 index.t_crow, index.pair_cell[index.t_perm], w[index.t_perm], feat2d.shape[0], grad_out.shape[0], grad_out
             )
         if ctx.needs_input_grad[0]:
-            num_pairs = index.pair_cell.numel()
-            grad_w = grad_out.new_empty(num_pairs)
-            for s in range(0, num_pairs, _CHUNK):
-                e = min(s + _CHUNK, num_pairs)
-                grad_w[s:e] = (grad_out[index.pair_cell[s:e]] * feat2d[index.pair_pixel[s:e]]).sum(1)
+            # grad of each pair weight = <grad_bev[cell], feat[pixel]>: a sampled dense-dense
+            # product on the CSR pattern (pairs are unique per (cell, pixel), in CSR order)
+            grad_w = _sampled_dots(index, grad_out, feat2d)
             grad_depth = grad_out.new_zeros(ctx.depth_shape).reshape(-1)
             grad_depth[index.point_depth] = grad_w[index.point_pair]
             grad_depth = grad_depth.reshape(ctx.depth_shape)
