@@ -79,12 +79,12 @@ def create_nuscenes(dataroot, version: str, splits: list[str] | None = None, *, 
 
 
 def _check_nuscenes_files(root: Path, index: dict) -> None:
-    missing = []
+    paths: set[str] = set()
     for e in index["samples"].values():
-        paths = [e["lidar"]["path"]] + [s["path"] for s in e["sweeps"]] + [c["path"] for c in e["cams"].values()]
+        paths.update([e["lidar"]["path"]] + [s["path"] for s in e["sweeps"]] + [c["path"] for c in e["cams"].values()])
         if e["lidar"]["lidarseg"]:
-            paths.append(e["lidar"]["lidarseg"])
-        missing += [p for p in paths if not (root / p).is_file()]
+            paths.add(e["lidar"]["lidarseg"])
+    missing = sorted(p for p in paths if not (root / p).is_file())
     if missing:
         raise FileNotFoundError(f"{len(missing)} files referenced by the {index['version']} tables are missing under "
                                 f"{root}, e.g. {[str(root / p) for p in missing[:3]]}")

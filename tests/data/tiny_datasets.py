@@ -181,3 +181,63 @@ def write_tiny_nuscenes(root, *, version="v1.0-mini", scenes=("scene-0061", "sce
         (root / version / f"{name}.json").write_text(json.dumps(records))
     truth["world_label"] = world_label
     return truth
+
+
+def tiny_kitti_calib():
+    from kd3d.structures.calib import KittiCalib
+
+    p2 = np.array([[400.0, 0, 200, 45.0], [0, 400.0, 100, 0.2], [0, 0, 1, 0.003]])
+    r0 = rz(0.01)[[0, 2, 1]][:, [0, 2, 1]]  # small rotation about the camera y axis
+    tr = np.array([[0, -1, 0, -0.004], [0, 0, -1, -0.076], [1, 0, 0, -0.27]], float)
+    tr[:, :3] = tr[:, :3] @ rz(0.02)
+    return KittiCalib(P2=p2, R0_rect=r0, Tr_velo_to_cam=tr)
+
+
+# (type, LiDAR box x y z l w h yaw, truncation, occlusion)
+KITTI_OBJECTS = [
+    ("Car", [12.0, 1.0, -0.8, 4.0, 1.7, 1.5, 0.3], 0.0, 0),
+    ("Pedestrian", [8.0, -2.0, -0.9, 0.6, 0.6, 1.7, -1.0], 0.2, 1),
+    ("Cyclist", [20.0, 3.0, -0.9, 1.8, 0.6, 1.7, 2.0], 0.4, 2),
+    ("Van", [30.0, -4.0, -0.7, 5.0, 2.0, 2.1, 0.0], 0.0, 0),
+]
+
+
+def write_tiny_kitti(root, *, frames=3, image_hw=(200, 400), seed=0) -> dict:
+    """KITTI object layout with ``frames`` training frames (train = all but the last, val = last)."""
+    from kd3d.structures.boxes import Boxes3D
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    calib = tiny_kitti_calib()
+    for sub in ("velodyne", "calib", "label_2", "image_2"):
+        (root / "training" / sub).mkdir(parents=True, exist_ok=True)
+    (root / "ImageSets").mkdir(parents=True, exist_ok=True)
+    ids = [f"{i:06d}" for i in range(frames)]
+    truth = {"boxes": {}, "points": {}, "calib": calib}
+    for fid in ids:
+        boxes = Boxes3D(np.array([o[1] for o in KITTI_OBJECTS]))
+        kb = boxes.to_kitti(calib, image_hw)
+        inside = []
+        for k in range(len(boxes)):
+            local = rng.uniform(-0.45, 0.45, (40, 3)) * boxes.dims[k]
+            inside.append(local @ rz(boxes.yaw[k]).T + boxes.center[k])
+        bg = rng.uniform([-30, -30, -2], [40, 30, -1.75], (400, 3))
+        xyz = np.concatenate(inside + [bg])
+        pts = np.concatenate([xyz, rng.uniform(0, 1, (len(xyz), 1))], 1).astype(np.float32)
+        pts.tofile(root / "training" / "velodyne" / f"{fid}.bin")
+        (root / "training" / "calib" / f"{fid}.txt").write_text(calib.to_text())
+        lines = []
+        for k, (name, _, trunc, occ) in enumerate(KITTI_OBJECTS):
+            h, w, l = kb.dimensions[k]
+            lines.append(f"{name} {trunc:.2f} {occ} {kb.alpha[k]:.6f} " + " ".join(f"{v:.4f}" for v in kb.bbox[k])
+                         + f" {h:.4f} {w:.4f} {l:.4f} " + " ".join(f"{v:.6f}" for v in kb.location[k])
+                         + f" {kb.rotation_y[k]:.6f}")
+        lines.append("DontCare -1 -1 -10 10.0 10.0 30.0 30.0 -1 -1 -1 -1000 -1000 -1000 -10")
+        (root / "training" / "label_2" / f"{fid}.txt").write_text("\n".join(lines) + "\n")
+        blocks = rng.integers(0, 255, (image_hw[0] // 20, image_hw[1] // 20, 3), dtype=np.uint8)
+        Image.fromarray(np.repeat(np.repeat(blocks, 20, 0), 20, 1)).save(root / "training" / "image_2" / f"{fid}.png")
+        truth["boxes"][fid], truth["points"][fid] = boxes, pts
+    (root / "ImageSets" / "train.txt").write_text("\n".join(ids[:-1]) + "\n")
+    (root / "ImageSets" / "val.txt").write_text(ids[-1] + "\n")
+    (root / "ImageSets" / "trainval.txt").write_text("\n".join(ids) + "\n")
+    return truth
