@@ -114,9 +114,12 @@ def test_torchvision_layout_weights_load(tmp_path):
 
 
 def test_presets_build():
-    small = camera_bev_synthetic(grid=BEVGrid(-51.2, -51.2, 51.2, 51.2, 1.6, 1.6))
-    assert small.head.grid.shape == (64, 64)
-    assert small.camera.view_transformer.frustum.shape == (30, 8, 22, 3)
+    from kd3d.models.lidar.presets import head_grid
+
+    small = camera_bev_synthetic()
+    assert small.bev_grid == head_grid("synthetic") == BEVGrid(-51.2, -51.2, 51.2, 51.2, 1.6, 1.6)
+    assert small.camera.view_transformer.frustum.shape == (30, 8, 14, 3)
     big = camera_bev_nuscenes()
+    assert big.bev_grid == head_grid("nuscenes")
     assert big.camera.view_transformer.frustum.shape == (59, 16, 44, 3)
     assert big.bev_grid.shape == (128, 128)
