@@ -1,0 +1,90 @@
+"""DistillBEV: region masks on a two-box scene, attention, size-adaptive weights, spatial term."""
+import math
+
+import pytest
+import torch
+from helpers import box, ctx_for, train_steps
+from toy_models import TinyBEVDetector, make_batch
+
+from kd3d.distill import Distiller, inherit_head
+from kd3d.distill.methods.distillbev import (DistillBEVFeatureLoss, DistillBEVSpatialLoss, distillbev_regions,
+                                             distillbev_terms, spatial_attention)
+from kd3d.structures import BEVGrid
+
+GRID = BEVGrid(0, 0, 8, 8, 1, 1)
+BOXES = [box(2.0, 2.0, 2.0, 2.0), box(6.0, 6.0, 2.0, 2.0)]
+
+
+def _teacher_score():
+    """max_c sigmoid(heatmap) with three high cells: inside box A, next to A's centre (GT heat
+    e^-2 >= 0.1 -> not FP) and two far away (FP)."""
+    score = torch.zeros(8, 8)
+    score[2, 2] = 0.9  # inside box A
+    score[2, 3] = 0.5  # outside A, but GT Gaussian = e^-2 = 0.135 -> not FP
+    score[2, 4] = 0.5  # two cells away from A's centre cell: FP
+    score[6, 1] = 0.9  # far from everything: FP
+    score[0, 7] = 0.05  # below threshold: background
+    return score
+
+
+def test_regions_two_box_scene():
+    r = distillbev_regions(torch.tensor(BOXES), GRID, _teacher_score())
+    assert r["fg"].sum() == 8 and r["fg"][1:3, 1:3].all() and r["fg"][5:7, 5:7].all()
+    assert r["fp"].sum() == 2 and r["fp"][2, 4] and r["fp"][6, 1] and not r["fp"][2, 3]
+    assert r["bg"].sum() == 64 - 8 - 2 and r["n_bg"] == 54 and r["n_fp"] == 2
+    assert not (r["fg"] & r["bg"]).any() and not (r["fp"] & r["fg"]).any()
+    # size-adaptive: max(sqrt(A_cell / A_box), 1/N_bg) = max(sqrt(1/4), 1/54)
+    assert r["fg_scale"][1, 1].item() == pytest.approx(0.5) and r["fg_scale"][0, 0].item() == 0.0
+    huge = distillbev_regions(torch.tensor([box(4.0, 4.0, 8.0, 8.0)]), GRID, None)
+    assert huge["n_bg"] == 1  # everything is foreground: N_bg clamps to 1
+    assert huge["fg_scale"][0, 0].item() == pytest.approx(1.0)  # max(sqrt(1/64), 1/1)
+
+
+def test_spatial_attention_golden():
+    f = torch.tensor([0.0, 0.5 * math.log(3.0)]).view(1, 1, 1, 2)
+    assert spatial_attention(f, 0.5).flatten().tolist() == pytest.approx([0.5, 1.5], rel=1e-6)
+    g = torch.ones(1, 3, 2, 2, requires_grad=True)
+    assert not spatial_attention(g).requires_grad
+
+
+def test_feature_loss_golden_uniform_attention():
+    heat_logit = torch.logit(_teacher_score().clamp(1e-6, 1 - 1e-6))[None, None]
+    ctx = ctx_for([BOXES], GRID, teacher_feats={"heatmap": heat_logit})
+    a_fg, a_bg, a_fp = 6e-3, 4e-2, 6e-2
+    loss = DistillBEVFeatureLoss(a_fg=a_fg, a_bg=a_bg, a_fp=a_fp)
+    s, t = torch.zeros(1, 3, 8, 8), torch.ones(1, 3, 8, 8)  # uniform |F| -> A = 1; (s - t)^2 = 1 per channel
+    expected = 3 * (a_fg * 0.5 * 8 + a_bg / 54 * 54 + a_fp / 2 * 2)
+    assert loss(s, t, ctx).item() == pytest.approx(expected, rel=1e-5)
+    no_fp = DistillBEVFeatureLoss(a_fg=a_fg, a_bg=a_bg, a_fp=0.0)
+    assert no_fp(s, t, ctx).item() == pytest.approx(3 * (a_fg * 4 + a_bg), rel=1e-5)  # FP cells fold into BG
+    # a difference only at one FG cell with non-uniform attention
+    s2 = torch.ones(1, 1, 8, 8)
+    s2[0, 0, 1, 1] = 2.0
+    t2 = torch.ones(1, 1, 8, 8)
+    p_s = 64 * math.exp(2 / 0.5) / (63 * math.exp(1 / 0.5) + math.exp(2 / 0.5))
+    attn = (1.0 + p_s) / 2
+    assert loss(s2, t2, ctx).item() == pytest.approx(attn * a_fg * 0.5, rel=1e-5)
+
+
+def test_spatial_term_golden():
+    ctx = ctx_for([BOXES], GRID)
+    sp = DistillBEVSpatialLoss()
+    torch.nn.init.zeros_(sp.conv.weight), torch.nn.init.zeros_(sp.conv.bias)
+    t = torch.full((2, 4, 8, 8), 2.0)
+    assert sp(torch.zeros(2, 4, 8, 8), t, ctx).item() == pytest.approx(2.0 * 64)  # sum over cells / B
+
+
+def test_distillbev_multilevel_end_to_end_and_head_inheritance():
+    torch.manual_seed(0)
+    grid = BEVGrid(-8, -8, 8, 8, 1.0, 1.0)
+    teacher, student = TinyBEVDetector(grid=grid, width=8), TinyBEVDetector(grid=grid, width=4)
+    terms, adapters = distillbev_terms(levels={"bev_stage1": (4, 8), "bev_stage2": (8, 16), "bev_neck": (8, 16)})
+    assert len(terms) == 6
+    with pytest.raises(ValueError, match="levels"):
+        distillbev_terms()
+    d = Distiller(student=student, teacher=teacher, terms=terms, adapters=adapters)
+    hist = train_steps(d, [make_batch(i) for i in range(2)])
+    assert all(math.isfinite(v) and v >= 0 for h in hist for v in h.values())
+    assert hist[0]["distill/distillbev/feat_bev_neck"] > 0
+    t4, s4 = TinyBEVDetector(grid=grid, width=4), TinyBEVDetector(grid=grid, width=4)
+    assert len(inherit_head(s4, t4)) == 4
