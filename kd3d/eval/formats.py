@@ -68,9 +68,7 @@ class NuscBoxes:
     @property
     def yaw(self) -> np.ndarray:
         """(N,) heading in the global xy plane: angle of the box x axis (devkit ``quaternion_yaw``)."""
-        q = self.rotation / np.linalg.norm(self.rotation, axis=1, keepdims=True)
-        w, x, y, z = q.T
-        return np.arctan2(2 * (x * y + w * z), 1 - 2 * (y * y + z * z))
+        return quaternion_yaw(self.rotation)
 
     def select(self, mask: np.ndarray) -> "NuscBoxes":
         """Rows where ``mask`` (N,) is true (order kept, same sample list)."""
@@ -83,6 +81,14 @@ class NuscBoxes:
     def empty(cls, sample_tokens) -> "NuscBoxes":
         z = np.zeros(0)
         return cls(sample_tokens, z, z, z, z, z, z, z, z, z)
+
+
+def quaternion_yaw(rotation: np.ndarray) -> np.ndarray:
+    """(N, 4) quaternions ``w x y z`` -> (N,) yaw: angle of the rotated x axis in the xy plane."""
+    q = np.asarray(rotation, dtype=np.float64)
+    q = q / np.sqrt((q * q).sum(axis=1, keepdims=True))
+    w, x, y, z = q.T
+    return np.arctan2(2 * (x * y + w * z), 1 - 2 * (y * y + z * z))
 
 
 def boxes_from_kd3d(sample_tokens, boxes, scores, labels, lidar2ego, ego2global, attrs=None) -> NuscBoxes:

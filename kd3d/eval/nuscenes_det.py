@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kd3d.eval.formats import NuscBoxes
+from kd3d.eval.formats import NuscBoxes, quaternion_yaw
 from kd3d.structures.classes import NUSC_CLASS_RANGE, NUSC_DET_CLASSES
 
 DETECTION_CVPR_2019 = {
@@ -172,7 +172,7 @@ def accumulate_class(gt: NuscBoxes, pred: NuscBoxes, class_name: str, dist_ths) 
             "trans_err": np.sqrt(dxy[:, 0] * dxy[:, 0] + dxy[:, 1] * dxy[:, 1]),
             "vel_err": np.sqrt(dv[:, 0] * dv[:, 0] + dv[:, 1] * dv[:, 1]),
             "scale_err": 1 - iou,
-            "orient_err": _angle_err(gt.yaw[g_idx], pred.yaw[p_idx], period),
+            "orient_err": _angle_err(quaternion_yaw(gt.rotation[g_idx]), quaternion_yaw(pred.rotation[p_idx]), period),
             "attr_err": np.where(ga < 0, np.nan, 1 - (ga == pred.attr[p_idx]).astype(float)),
         }
         mconf = conf[is_tp]
