@@ -69,6 +69,12 @@ def voxel_point_counts(points: torch.Tensor, indices: torch.Tensor, *, voxel_siz
     return counts[(vi[:, 0] * y + vi[:, 1]) * x + vi[:, 2]].float()
 
 
+def reweight(score: torch.Tensor, tau: float) -> torch.Tensor:
+    """``phi = N softmax(score / max(score) / tau)`` over the N selected items (sums to N)."""
+    score = score.float() / score.abs().max().clamp(min=1e-12)
+    return len(score) * torch.softmax(score / tau, dim=0)
+
+
 class EdgeConv(nn.Module):
     """``cat[z_j, z_i]`` (2C) -> 1x1 conv + BN + ReLU -> max over neighbours: (N, C) -> (N, C')."""
 
@@ -139,8 +145,7 @@ class PointDistillerLoss(nn.Module):
             zs, zt, score = fs[sel], ft[sel].detach(), imp[sel].float()
             nbr = knn_indices(zt, self.k)
             gs, gt = self.student_edge(zs, nbr), self.teacher_edge(zt, nbr)
-            score = score / score.abs().max().clamp(min=1e-12)
-            phi = len(sel) * torch.softmax(score / self.tau, dim=0)
+            phi = reweight(score, self.tau)
             losses.append((phi[:, None] * (gt - gs).pow(2)).mean())
         if not losses:
             return (student.features if is_sparse_tensor(student) else student).sum() * 0.0
@@ -160,9 +165,9 @@ def pointdistiller_terms(*, student_channels: int, teacher_channels: int, featur
     defaults to 'points' when a voxel size is given, else 'feature_max'. Returns ``(terms, {})``:
     the graph convs live in the loss module.
     """
-    cfg = dict(PRESETS.get(preset, {})) if preset else {"num_items": 256, "k": 16, "tau": 1e-2}
     if preset and preset not in PRESETS:
         raise ValueError(f"pointdistiller: unknown preset {preset!r}; known: {sorted(PRESETS)}")
+    cfg = dict(PRESETS[preset]) if preset else {"num_items": 256, "k": 16, "tau": 1e-2}
     for name, v in (("num_items", num_items), ("k", k), ("tau", tau)):
         if v is not None:
             cfg[name] = v
