@@ -76,19 +76,17 @@ def test_kitti_errors(kitti_root, tmp_path):
         KittiDataset(bad, "train", load_images=False)[1]
 
 
-def test_synth_kitti_boxes_project_onto_label_bbox(tmp_path):
-    from kd3d.data.kitti import KittiDataset
-    from kd3d.data.synth import generate_kitti
-    from kd3d.data.transforms import project_to_image
-
-    generate_kitti(tmp_path, frames=2, seed=0, image_size=(310, 94), progress=False)
-    ds = KittiDataset(tmp_path, "val")
+def test_synth_kitti_boxes_project_onto_label_bbox(synth_kitti):
+    """kd3d's synthetic KITTI (session fixture of conftest.py): label bboxes = projected boxes."""
+    ds = KittiDataset(synth_kitti["root"], "val")
     s = ds[0]
+    h, w = s.images.shape[1:3]
     assert len(s.gt_boxes) > 3
     uv, z = project_to_image(s.gt_boxes.corners().reshape(-1, 3), s.cam2lidar[0], s.cam_intrinsics[0])
     uv, z = uv.reshape(-1, 8, 2), z.reshape(-1, 8)
     front = (z > 0).all(1)
     bb = np.concatenate([uv.min(1), uv.max(1)], 1)
-    bb[:, [0, 2]] = bb[:, [0, 2]].clip(0, 309)
-    bb[:, [1, 3]] = bb[:, [1, 3]].clip(0, 93)
-    np.testing.assert_allclose(bb[front], s.meta["box_meta"]["bbox"][front], atol=0.2)
+    bb[:, [0, 2]] = bb[:, [0, 2]].clip(0, w - 1)
+    bb[:, [1, 3]] = bb[:, [1, 3]].clip(0, h - 1)
+    # labels carry 2-decimal dims/locations: up to ~0.5 px at close range
+    np.testing.assert_allclose(bb[front], s.meta["box_meta"]["bbox"][front], atol=1.0)

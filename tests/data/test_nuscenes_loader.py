@@ -1,5 +1,6 @@
 """NuScenesDataset on a tiny real-format dataset, cross-checked against the nuScenes devkit."""
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -204,16 +205,9 @@ def test_dataloader_workers_collate(ds_all):
 
 
 # ---------------------------------------------------------------- kd3d's synthetic generator
-@pytest.fixture(scope="session")
-def synth_root(tmp_path_factory):
-    from kd3d.data.synth import generate_nuscenes
-
-    root = tmp_path_factory.mktemp("synth_nusc")
-    generate_nuscenes(root, scenes=2, samples_per_scene=3, seed=0, image_size=(64, 36), sweeps=2, progress=False)
-    return root
-
-
-def test_synth_nuscenes_matches_devkit(synth_root):
+# uses the session fixture ``synth_nuscenes`` of tests/data/conftest.py (2 scenes x 3 samples)
+def test_synth_nuscenes_matches_devkit(synth_nuscenes):
+    synth_root = synth_nuscenes["dataroot"]
     from nuscenes import NuScenes
     from nuscenes.utils.data_classes import LidarPointCloud
 
@@ -242,7 +236,7 @@ def test_synth_nuscenes_matches_devkit(synth_root):
             np.testing.assert_allclose(s.gt_boxes.center[k], by_tok[tok].center, atol=1e-6)
             assert abs(np.angle(np.exp(1j * (s.gt_boxes.yaw[k] - by_tok[tok].orientation.yaw_pitch_roll[0])))) < 1e-6
         # lidarseg through the devkit's own index -> name table
-        seg_file = synth_root / nusc.get("lidarseg", [r["token"] for r in nusc.lidarseg
+        seg_file = Path(synth_root) / nusc.get("lidarseg", [r["token"] for r in nusc.lidarseg
                                                      if r["sample_data_token"] == rec["data"]["LIDAR_TOP"]][0])["filename"]
         raw = np.fromfile(seg_file, np.uint8)
         want = [coarse_name[_FINE_TO_COARSE_NAME.get(nusc.lidarseg_idx2name_mapping[i], "ignore")] for i in raw]
