@@ -13,7 +13,7 @@ import numpy as np
 from PIL import ImageDraw
 
 from kd3d.structures import Boxes3D
-from kd3d.structures.geometry import transform_points
+from kd3d.structures.geometry import rotation_z, transform_points
 from kd3d.vis import _raster as R
 from kd3d.vis.colors import GT_COLOR, PRED_COLOR, class_color, point_colors
 
@@ -200,20 +200,40 @@ def _draw_3d_boxes(draw, boxes: Boxes3D, colors, l2c, k, width, dash, texts):
                 R.draw_text(draw, (u, v - 14), texts[i], colors[i], size=11)
 
 
+def ego_forward_yaw(lidar2ego: np.ndarray) -> float:
+    """Heading (about +z, from +x) of the ego vehicle's forward axis expressed in the LiDAR frame."""
+    fwd = np.asarray(lidar2ego, dtype=np.float64)[:3, :3].T @ np.array([1.0, 0.0, 0.0])
+    return float(np.arctan2(fwd[1], fwd[0]))
+
+
 def render_scene(sample, preds: dict | None = None, *, color_by: str = "height", view: str = "bev",
                  xy_range=(-51.2, -51.2, 51.2, 51.2), resolution: float = 0.1, key_frame_only: bool = False,
-                 **kwargs) -> np.ndarray:
+                 ego_up: bool = True, **kwargs) -> np.ndarray:
     """Render a :class:`~kd3d.structures.sample.Sample` with its GT boxes and optional detections.
 
     ``color_by``: see :func:`kd3d.vis.colors.point_colors` (``label`` uses ``points_label`` and
     only the key-frame points). ``view``: ``bev``, ``3d`` or ``both`` (side by side, same
-    height). Extra keyword arguments go to the renderers (e.g. ``score_thresh``, ``class_names``).
+    height). ``ego_up``: rotate the scene about the LiDAR z axis so the ego vehicle's forward
+    axis (from ``sample.lidar2ego``) points up in BEV and away from the 3D camera; real nuScenes
+    LIDAR_TOP has x to the right of the car, so without it the car would drive to the left.
+    Extra keyword arguments go to the renderers (e.g. ``score_thresh``, ``class_names``).
     """
     points = np.asarray(sample.points)
     if key_frame_only or color_by == "label":
         points = points[: sample.num_key_points]
     colors = point_colors(points, color_by, labels=sample.points_label)
-    common = dict(colors=colors, gt_boxes=sample.gt_boxes, gt_labels=sample.gt_labels, preds=preds, **kwargs)
+    gt_boxes = sample.gt_boxes
+    if ego_up:
+        # the (augmented) LiDAR frame -> ego: lidar2ego @ inv(bev_aug)
+        angle = -ego_forward_yaw(np.asarray(sample.lidar2ego) @ np.linalg.inv(sample.bev_aug))
+        if abs(angle) > 1e-9:
+            rot = np.eye(4)
+            rot[:3, :3] = rotation_z(angle)
+            points = np.concatenate([points[:, :3] @ rot[:3, :3].T, points[:, 3:]], axis=1)
+            gt_boxes = gt_boxes.transform(rot)
+            if preds is not None:
+                preds = {**preds, "boxes": _check_dets(preds, "render_scene")[0].transform(rot)}
+    common = dict(colors=colors, gt_boxes=gt_boxes, gt_labels=sample.gt_labels, preds=preds, **kwargs)
     if view == "bev":
         return render_bev(points, xy_range=xy_range, resolution=resolution, **common)
     if view == "3d":

@@ -70,14 +70,19 @@ def project_box_edges(boxes: Boxes3D, cam2lidar: np.ndarray, intrinsics: np.ndar
 def render_camera(image: np.ndarray, points: np.ndarray | None, cam2lidar, intrinsics, img_aug=None, *,
                   gt_boxes: Boxes3D | None = None, gt_labels=None, preds: dict | None = None,
                   score_thresh: float = 0.0, box_colors: str = "class", depth_max: float = 60.0,
-                  point_radius: int = 1, line_width: int = 2) -> np.ndarray:
+                  point_radius: int | None = None, line_width: int | None = None) -> np.ndarray:
     """One camera image (H, W, 3) uint8 with LiDAR points coloured by depth (``jet_r`` over
     [0, depth_max]: near red, far blue; far points painted first) and boxes (GT solid,
-    predictions dashed). Returns a new (H, W, 3) uint8 array."""
+    predictions dashed). ``point_radius`` / ``line_width`` default to the image size (1 / 2 px
+    from 800 px wide, 0 / 1 below). Returns a new (H, W, 3) uint8 array."""
     img = np.array(image, dtype=np.uint8, copy=True)
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"render_camera: image must be (H, W, 3), got {img.shape}")
     h, w = img.shape[:2]
+    if point_radius is None:
+        point_radius = 1 if w >= 800 else 0
+    if line_width is None:
+        line_width = 2 if w >= 800 else 1
     if points is not None and len(points):
         uv, depth, valid = project_points(points, cam2lidar, intrinsics, img_aug)
         inside = valid & (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
@@ -111,8 +116,8 @@ def _grid_order(cam_names: list[str]) -> list[list[int]]:
 def render_cameras(sample, preds: dict | None = None, *, tile_width: int | None = 480, key_frame_only: bool = True,
                    labels: bool = True, **kwargs) -> np.ndarray:
     """All cameras of a :class:`~kd3d.structures.sample.Sample` in a grid (nuScenes: 2 x 3, fronts on
-    top) with projected points and GT/predicted boxes. Each tile is resized to ``tile_width``
-    (None: native size) after drawing. Returns (rows * h, 3 * w, 3) uint8.
+    top; other rigs: rows of up to three) with projected points and GT/predicted boxes. Each tile
+    is resized to ``tile_width`` (None: native size) after drawing. Returns (rows * h, cols * w, 3) uint8.
 
     ``key_frame_only``: project only ``points[:num_key_points]`` (sweeps smear under ego motion).
     Extra keyword arguments go to :func:`render_camera`.
@@ -133,7 +138,8 @@ def render_cameras(sample, preds: dict | None = None, *, tile_width: int | None 
         tiles.append(np.asarray(pil))
     th, tw = tiles[0].shape[:2]
     rows = _grid_order(list(sample.cam_names))
-    grid = np.zeros((len(rows) * th, 3 * tw, 3), dtype=np.uint8)
+    ncols = max(len(r) for r in rows)
+    grid = np.zeros((len(rows) * th, ncols * tw, 3), dtype=np.uint8)
     for r, row in enumerate(rows):
         for j, c in enumerate(row):
             t = tiles[c][:th, :tw]

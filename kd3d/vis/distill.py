@@ -125,7 +125,7 @@ def render_distill_maps(teacher_feat, student_feat, masks: dict | None = None, k
     ``points`` (N, >=2): metric LiDAR xy when ``grid`` (the BEVGrid of ``teacher_feat``) is
     given, else ``(col, row)`` cells of ``teacher_feat``; drawn over the teacher feature
     (keypoints as white crosses, points as dots coloured by ``point_groups`` (N,) when given,
-    e.g. PVD supervoxel ids). Returns (rows * (tile + 18), ncols * tile, 3) uint8.
+    e.g. PVD supervoxel ids; negative ids are drawn cyan). Returns (rows * (tile + 18), ncols * tile, 3) uint8.
     """
     masks = dict(masks or {})
     t = _np(teacher_feat, batch_index, 3, "teacher_feat")
@@ -191,6 +191,7 @@ def _draw_overlay(pil, keypoints, points, groups, grid, shape, orient, scale):
             if g.shape[0] != p.shape[0]:
                 raise ValueError(f"render_distill_maps: point_groups has {g.shape[0]} entries for {p.shape[0]} points")
             cols = colormap((g * 0.618034) % 1.0, 0.0, 1.0, cmap="hsv")
+            cols[g < 0] = (0, 255, 255)  # negative group: ungrouped points, cyan
         else:
             cols = np.tile(np.array([[0, 255, 255]], np.uint8), (len(p), 1))
         arr = np.asarray(pil).copy()

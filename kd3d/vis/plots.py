@@ -135,7 +135,10 @@ def plot_tp_curves(details, summary: dict | None = None, classes=None, dist_th: 
             label = f"{metric} [{TP_UNITS[metric]}]" + (f" {mean:.3f}" if mean is not None and np.isfinite(mean) else "")
             ax.plot(rec, err, label=label, linewidth=1.5)
         ax.set(xlim=(0, 1), ylim=(0, 1.5), xlabel="recall", ylabel="error", title=f"{cls} @ {dist_th:g} m")
-        ax.legend(fontsize=7, loc="upper left")
+        if ax.get_lines():
+            ax.legend(fontsize=7, loc="upper left")
+        else:
+            ax.text(0.5, 0.5, "no true positives\nbeyond min recall", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle("TP errors vs recall")
     fig.tight_layout()
     return fig

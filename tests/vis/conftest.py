@@ -74,3 +74,12 @@ def preds() -> dict:
         "scores": np.array([0.9, 0.3]),
         "labels": np.array([0, 1]),
     }
+
+
+@pytest.fixture(scope="session")
+def vis_nusc(tmp_path_factory) -> dict:
+    """A 1-scene x 2-sample synthetic nuScenes dataset in the real format (kd3d.data.synth)."""
+    from kd3d.data.synth import generate_nuscenes
+
+    return generate_nuscenes(tmp_path_factory.mktemp("vis_nusc"), scenes=1, samples_per_scene=2, seed=1,
+                             image_size=(192, 108), sweeps=2, progress=False)

@@ -1,0 +1,113 @@
+"""`kd3d vis` end to end on a generated real-format nuScenes dataset."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kd3d.cli.main import main
+from kd3d.data.nuscenes import NuScenesDataset
+from kd3d.vis.bev import bev_pixels, ego_forward_yaw
+from kd3d.vis.colors import CLASS_COLORS
+
+
+def _args(ds, *extra):
+    return ["--dataroot", ds["dataroot"], "--version", ds["version"], "--sweeps", "2", "--sample-idx", "1", *extra]
+
+
+def _color_near(img, uv, color, r=3, tol=12):
+    u, v = int(round(uv[0])), int(round(uv[1]))
+    patch = img[max(v - r, 0):v + r + 1, max(u - r, 0):u + r + 1].reshape(-1, 3).astype(int)
+    return bool(len(patch)) and bool((np.abs(patch - np.asarray(color)).max(1) <= tol).any())
+
+
+@pytest.fixture(scope="module")
+def loaded(vis_nusc):
+    ds = NuScenesDataset(vis_nusc["dataroot"], vis_nusc["version"], "all", sweeps=2, load_images=False)
+    return ds[1]
+
+
+def test_scene_with_results(vis_nusc, loaded, tmp_path):
+    from kd3d.eval.formats import boxes_from_kd3d, write_submission
+
+    s = loaded
+    car = int(np.flatnonzero(s.gt_labels == 0)[np.argmin(np.linalg.norm(s.gt_boxes.center[s.gt_labels == 0, :2], axis=1))])
+    shifted = s.gt_boxes[[car]].translate([0.0, 0.0, 0.0]).copy()
+    shifted.data[0, 0:2] += np.array([np.cos(shifted.yaw[0] + np.pi / 2), np.sin(shifted.yaw[0] + np.pi / 2)]) * 6
+    sub = boxes_from_kd3d([s.token], [shifted], [np.array([0.8])], [np.array([1])], [s.lidar2ego], [s.ego2global])
+    results = write_submission(tmp_path / "results.json", sub)
+    out = tmp_path / "bev.png"
+    r = 30.0
+    assert main(["vis", "scene", *_args(vis_nusc, "--results", str(results), "--range", str(r),
+                                         "--resolution", "0.1", "--color-by", "none", "--out", str(out))]) == 0
+    img = np.asarray(Image.open(out).convert("RGB"))
+    assert img.shape == (600, 600, 3)
+    a = -ego_forward_yaw(s.lidar2ego)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    # the predicted truck (truck colour), converted global -> LiDAR, lands at its corners
+    for xy in shifted.bev_corners()[0]:
+        assert _color_near(img, bev_pixels((rot @ xy)[None], (-r, -r, r, r), 0.1)[0], CLASS_COLORS[1]), xy
+    for xy in s.gt_boxes.bev_corners()[car]:  # the GT car in the car colour
+        assert _color_near(img, bev_pixels((rot @ xy)[None], (-r, -r, r, r), 0.1)[0], CLASS_COLORS[0]), xy
+
+
+def test_cameras_html_export_show(vis_nusc, tmp_path, capsys):
+    cams = tmp_path / "cams.png"
+    assert main(["vis", "cameras", *_args(vis_nusc, "--tile-width", "192", "--out", str(cams))]) == 0
+    img = np.asarray(Image.open(cams).convert("RGB"))
+    assert img.shape == (2 * 108, 3 * 192, 3)
+    assert (np.abs(img.reshape(-1, 3).astype(int) - CLASS_COLORS[0]).max(1) <= 10).sum() > 30  # projected cars
+    page = tmp_path / "s.html"
+    assert main(["vis", "html", *_args(vis_nusc, "--max-points", "5000", "--out", str(page))]) == 0
+    text = page.read_text()
+    payload = json.loads(text.split('type="application/json">', 1)[1].split("</script>", 1)[0])
+    assert payload["n"] == 5000 and len(payload["boxes"]) > 0
+    ply = tmp_path / "scene.ply"
+    assert main(["vis", "export", *_args(vis_nusc, "--out", str(ply))]) == 0
+    assert ply.is_file() and (tmp_path / "scene_gt_boxes.ply").is_file()
+    import os
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        assert main(["vis", "show", *_args(vis_nusc)]) == 2
+        assert "no display" in capsys.readouterr().out
+
+
+def test_distill_from_npz_and_sample(vis_nusc, tmp_path):
+    t = np.zeros((4, 32, 32), np.float32)
+    t[:, 8, 24] = 5
+    maps = tmp_path / "maps.npz"
+    hm = np.full((1, 32, 32), -9.0, np.float32)
+    hm[0, 8, 24] = 9.0
+    np.savez(maps, teacher=t, student=t * 0.5, teacher_heatmap=hm, mask_fg=t[0] > 0,
+             grid=np.array([-16, -16, 16, 16, 1, 1], np.float64))
+    out = tmp_path / "d.png"
+    assert main(["vis", "distill", "--maps", str(maps), "--mode", "mean", "--out", str(out)]) == 0
+    img = np.asarray(Image.open(out).convert("RGB"))
+    tile, bar = 256, 18
+    # heatmap tile (index 3) is bright at the displayed peak: row 8, col 24 -> (u, v) = (32-8.5, 32-24.5) * 8
+    u, v = int(3 * tile + (32 - 8.5) * 8), int(bar + (32 - 24.5) * 8)
+    assert img[v, u].astype(int).sum() > 500 and img[bar + 200, 3 * tile + 30].astype(int).sum() < 60
+    out2 = tmp_path / "d2.png"
+    assert main(["vis", "distill", "--dataroot", vis_nusc["dataroot"], "--version", vis_nusc["version"],
+                 "--range", "25.6", "--cell", "0.8", "--out", str(out2)]) == 0
+    assert out2.is_file()
+    with pytest.raises(SystemExit, match="lacks 'student'"):
+        bad = tmp_path / "bad.npz"
+        np.savez(bad, teacher=t)
+        main(["vis", "distill", "--maps", str(bad), "--out", str(out)])
+
+
+def test_eval_plots_cli(tmp_path):
+    from nuscenes.eval.detection.data_classes import DetectionMetricData, DetectionMetricDataList
+
+    mdl = DetectionMetricDataList()
+    for d in (0.5, 1.0, 2.0, 4.0):
+        mdl.set("car", d, DetectionMetricData.no_predictions())
+    (tmp_path / "metrics_details.json").write_text(json.dumps(mdl.serialize()))
+    assert main(["vis", "eval", "--metrics-dir", str(tmp_path), "--out-dir", str(tmp_path / "p")]) == 0
+    assert (tmp_path / "p" / "pr_curves.png").is_file() and (tmp_path / "p" / "tp_curves.png").is_file()
+
+
+def test_bad_sample_index(vis_nusc):
+    with pytest.raises(SystemExit, match="sample-idx 99"):
+        main(["vis", "scene", "--dataroot", vis_nusc["dataroot"], "--version", vis_nusc["version"],
+              "--sample-idx", "99", "--out", "/tmp/never.png"])
