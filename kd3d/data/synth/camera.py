@@ -10,6 +10,8 @@ objects they hit.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from kd3d.data.synth import catalog
@@ -49,6 +51,21 @@ def _pixel_window(corners_cam: np.ndarray, K: np.ndarray, width: int, height: in
     return u0, u1, v0, v1
 
 
+@lru_cache(maxsize=16)
+def _pixel_rays(width: int, height: int, k: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Unit camera-frame rays through the pixel centres, (H*W, 3), and their z-normalised length."""
+    K = np.array(k).reshape(3, 3)
+    u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
+    y = (v - K[1, 2]) / K[1, 1]
+    x = (u - K[0, 2] - K[0, 1] * y) / K[0, 0]
+    d_cam = np.stack([x, y, np.ones_like(u)], axis=-1).reshape(-1, 3)
+    norm = np.linalg.norm(d_cam, axis=1)
+    unit = d_cam / norm[:, None]
+    unit.setflags(write=False)
+    norm.setflags(write=False)
+    return unit, norm
+
+
 def render(scene: SynthScene, t: float, cam2global: np.ndarray, K: np.ndarray, width: int, height: int,
            rng: np.random.Generator, max_range: float = 150.0) -> dict:
     """Render the scene at time ``t`` from a camera with pose ``cam2global`` (4x4) and
@@ -60,11 +77,8 @@ def render(scene: SynthScene, t: float, cam2global: np.ndarray, K: np.ndarray, w
     object when occlusion is / is not considered.
     """
     origin = cam2global[:3, 3]
-    u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
-    d_cam = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], axis=-1).reshape(-1, 3)
-    d_cam[:, 0] -= d_cam[:, 1] * K[0, 1] / K[0, 0]
-    norm = np.linalg.norm(d_cam, axis=1)
-    dirs = (d_cam / norm[:, None]) @ cam2global[:3, :3].T
+    unit, norm = _pixel_rays(width, height, tuple(np.asarray(K, dtype=np.float64).reshape(-1).tolist()))
+    dirs = unit @ cam2global[:3, :3].T
     buf = HitBuffer(origin, dirs, max_range)
     prims = scene.prims(t, center=origin, radius=max_range)
     g2c = np.linalg.inv(cam2global)
@@ -123,7 +137,7 @@ def render(scene: SynthScene, t: float, cam2global: np.ndarray, K: np.ndarray, w
     hit = ~sky
     fog = np.exp(-buf.t[hit] / 400.0)[:, None]
     color[hit] = color[hit] * fog + np.array([0.78, 0.85, 0.95]) * (1 - fog)
-    color += rng.normal(0.0, 0.012, color.shape)
+    color += rng.standard_normal(color.shape, dtype=np.float32) * 0.012
     image = (np.clip(color, 0, 1) * 255 + 0.5).astype(np.uint8).reshape(height, width, 3)
 
     depth = np.where(np.isfinite(buf.t), buf.t / norm, np.inf).astype(np.float32).reshape(height, width)

@@ -269,6 +269,19 @@ def _sd_record(token, sample_token, ep_token, cs_token, ts, fmt, key, width, hei
             "height": height, "width": width, "filename": filename, "prev": "", "next": ""}
 
 
+def _points_per_box(boxes: Boxes3D, points: np.ndarray) -> np.ndarray:
+    """(N,) number of ``points`` (M, 3) inside each box (same rule as ``points_in_boxes``)."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(points[:, :2])
+    radius = 0.5 * np.hypot(boxes.dims[:, 0], boxes.dims[:, 1]) + 1e-3
+    counts = np.zeros(len(boxes), dtype=np.int64)
+    for i, idx in enumerate(tree.query_ball_point(boxes.center[:, :2], radius)):
+        if idx:
+            counts[i] = boxes[i].points_in_boxes(points[idx])[:, 0].sum()
+    return counts
+
+
 def _annotate(tb, scene, t, ego, l2e, sweep, sample, visible, total, inst_anns, attr_tok, si) -> None:
     boxes = scene.object_boxes(t)
     if len(boxes) == 0:
@@ -279,7 +292,7 @@ def _annotate(tb, scene, t, ego, l2e, sweep, sample, visible, total, inst_anns, 
     if keep.size == 0:
         return
     lidar_boxes = Boxes3D(boxes[keep]).transform(np.linalg.inv(lidar_pose))
-    counts = lidar_boxes.points_in_boxes(sweep["points"][:, :3]).sum(axis=0)
+    counts = _points_per_box(lidar_boxes, sweep["points"][:, :3])
     records = lidar_boxes.to_nuscenes(l2e, ego)
     for n, obj in enumerate(keep):
         o = scene.objects[obj]

@@ -12,38 +12,33 @@ from kd3d.data.synth.scene import Prims
 
 
 def ray_box(origin: np.ndarray, dirs: np.ndarray, box: np.ndarray):
-    """Intersect rays with one oriented box.
+    """Intersect rays from one point with one oriented box (slab method).
 
-    ``origin`` (3,) or (R, 3) global, ``dirs`` (R, 3) (any length; ``t`` is in units of it),
-    ``box`` (7,) ``x y z l w h yaw``. Returns ``t`` (R,) entry distance (inf on a miss or when
-    the origin is inside), ``axis`` (R,) index of the entered face's axis and ``local`` (R, 3)
-    entry points in the box frame.
+    ``origin`` (3,) global, ``dirs`` (R, 3) (any length; ``t`` is in units of it), ``box`` (7,)
+    ``x y z l w h yaw``. Returns ``t`` (R,) entry distance (inf on a miss or when the origin is
+    inside), ``axis`` (R,) index of the entered face's axis (0 x, 1 y, 2 z of the box frame),
+    ``p`` (3,) the origin and ``d`` (R, 3) the directions in the box frame.
     """
     c, s = np.cos(box[6]), np.sin(box[6])
-    rel = origin - box[:3]
-    if rel.ndim == 1:
-        rel = rel[None]
-    p = np.stack([rel[:, 0] * c + rel[:, 1] * s, -rel[:, 0] * s + rel[:, 1] * c, rel[:, 2]], axis=1)
-    d = np.stack([dirs[:, 0] * c + dirs[:, 1] * s, -dirs[:, 0] * s + dirs[:, 1] * c, dirs[:, 2]], axis=1)
+    rx, ry, rz = (np.asarray(origin, dtype=np.float64) - box[:3]).tolist()
+    p = np.array([rx * c + ry * s, -rx * s + ry * c, rz])
+    d = np.empty((dirs.shape[0], 3))
+    d[:, 0] = dirs[:, 0] * c + dirs[:, 1] * s
+    d[:, 1] = dirs[:, 1] * c - dirs[:, 0] * s
+    d[:, 2] = dirs[:, 2]
     half = box[3:6] / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         inv = 1.0 / d
-        t1 = (-half - p) * inv
-        t2 = (half - p) * inv
-    t_near = np.fmin(t1, t2)
-    t_far = np.fmax(t1, t2)
-    # rays parallel to a slab: inside the slab -> (-inf, inf), outside -> miss
-    parallel = d == 0
-    inside = np.abs(p) <= half
-    t_near = np.where(parallel, np.where(inside, -np.inf, np.inf), t_near)
-    t_far = np.where(parallel, np.where(inside, np.inf, -np.inf), t_far)
-    axis = np.argmax(t_near, axis=1)
-    tn = t_near.max(axis=1)
-    tf = t_far.min(axis=1)
-    hit = (tn <= tf) & (tn > 1e-6)
-    t = np.where(hit, tn, np.inf)
-    local = p + np.where(hit, tn, 0.0)[:, None] * d
-    return t, axis, local
+        ta = (-half - p) * inv
+        tb = (half - p) * inv
+    near = np.fmin(ta, tb)
+    far = np.fmax(ta, tb)
+    nx, ny, nz = near[:, 0], near[:, 1], near[:, 2]
+    tn = np.maximum(np.maximum(nx, ny), nz)
+    tf = np.minimum(np.minimum(far[:, 0], far[:, 1]), far[:, 2])
+    axis = np.where((nx >= ny) & (nx >= nz), 0, np.where(ny >= nz, 1, 2))
+    t = np.where((tn <= tf) & (tn > 1e-6), tn, np.inf)
+    return t, axis, p, d
 
 
 class HitBuffer:
@@ -65,25 +60,25 @@ class HitBuffer:
         rays = np.arange(self.t.shape[0]) if rays is None else rays
         if rays.size == 0:
             return rays
-        t, axis, local = ray_box(self.origin, self.dirs[rays], box)
-        hit = np.isfinite(t) & (t < self.max_range)
+        t, axis, p, d = ray_box(self.origin, self.dirs[rays], box)
+        hit = t < self.max_range
         closer = hit & (t < self.t[rays])
         r = rays[closer]
-        self.t[r] = t[closer]
-        self.prim[r] = index
-        self.local[r] = local[closer]
-        ax = axis[closer]
-        n_local = np.zeros((r.size, 3))
-        n_local[np.arange(r.size), ax] = -np.sign(self.local_dir(rays[closer], box)[np.arange(r.size), ax])
-        c, s = np.cos(box[6]), np.sin(box[6])
-        self.normal[r] = np.stack([n_local[:, 0] * c - n_local[:, 1] * s,
-                                   n_local[:, 0] * s + n_local[:, 1] * c, n_local[:, 2]], axis=1)
+        if r.size:
+            tc, ax, dc = t[closer], axis[closer], d[closer]
+            self.t[r] = tc
+            self.prim[r] = index
+            self.local[r] = p + tc[:, None] * dc
+            k = np.arange(r.size)
+            n_local = np.zeros((r.size, 3))
+            n_local[k, ax] = -np.sign(dc[k, ax])
+            c, s = np.cos(box[6]), np.sin(box[6])
+            normal = np.empty((r.size, 3))
+            normal[:, 0] = n_local[:, 0] * c - n_local[:, 1] * s
+            normal[:, 1] = n_local[:, 0] * s + n_local[:, 1] * c
+            normal[:, 2] = n_local[:, 2]
+            self.normal[r] = normal
         return rays[hit]
-
-    def local_dir(self, rays, box):
-        c, s = np.cos(box[6]), np.sin(box[6])
-        d = self.dirs[rays]
-        return np.stack([d[:, 0] * c + d[:, 1] * s, -d[:, 0] * s + d[:, 1] * c, d[:, 2]], axis=1)
 
     def add_ground(self) -> np.ndarray:
         """Intersect the ground plane z = 0 where nothing nearer was hit; returns (R,) bool mask
