@@ -20,6 +20,7 @@ synthetic data). Sample contents (frames in the Sample docstring):
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -95,18 +96,25 @@ class NuScenesDataset:
         self.class_names, self.transforms = tuple(class_names), transforms
         nidx.version_dir(self.dataroot, version)
         path = Path(index_file) if index_file is not None else nidx.default_index_path(self.dataroot, version)
+        index, self.index_path = None, None
         if index_file is not None or path.is_file():
             index = nidx.read_index(path, self.dataroot, version)
-            self.index_path: Path | None = path
+            problem = None
             if split not in index["splits"]:
-                raise ValueError(f"{path}: split {split!r} not in the index (has {sorted(index['splits'])}); "
-                                 f"rebuild it with `kd3d create-data nuscenes --splits {split}`")
-            if index["max_sweeps"] < sweeps:
-                raise ValueError(f"{path}: index holds {index['max_sweeps']} sweeps, dataset asks for {sweeps}; "
-                                 f"rebuild with --max-sweeps {sweeps}")
-        else:
+                problem = (f"{path}: split {split!r} not in the index (has {sorted(index['splits'])}); "
+                           f"rebuild it with `kd3d create-data nuscenes --splits {split}`")
+            elif index["max_sweeps"] < sweeps:
+                problem = (f"{path}: index holds {index['max_sweeps']} sweeps, dataset asks for {sweeps}; "
+                           f"rebuild with --max-sweeps {sweeps}")
+            if problem and index_file is not None:
+                raise ValueError(problem)
+            if problem:  # the default index does not fit this request: read the tables instead
+                warnings.warn(problem + "; reading the tables instead", stacklevel=2)
+                index = None
+            else:
+                self.index_path = path
+        if index is None:
             index = nidx.build_index(self.dataroot, version, [split], max_sweeps=sweeps)
-            self.index_path = None
         tokens = index["splits"][split]
         if not tokens:
             raise ValueError(f"split {split!r} of {self.dataroot / version} has no samples")

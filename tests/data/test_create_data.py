@@ -125,6 +125,10 @@ def test_cli_create_data_and_info(nroot, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "samples: 6 (loaded 6)" in out and "car 6, truck 0" in out and "pedestrian 6" in out
     assert "load throughput" in out and "(H, W): (36, 64)" in out
+    # the default index (3 sweeps) cannot serve 10 sweeps: warn and read the tables
+    with pytest.warns(UserWarning, match="holds 3 sweeps.*reading the tables instead"):
+        ds = NuScenesDataset(root, V, "mini_train", sweeps=10, load_images=False)
+    assert ds.index_path is None and len(np.unique(ds[2].points[:, 4])) > 3
 
 
 def test_summarize_dict(nroot):
