@@ -15,6 +15,15 @@ GRID = BEVGrid(-8.0, -8.0, 8.0, 8.0, 0.5, 0.5)  # 32 x 32
 CLASSES = ("car", "pedestrian", "barrier")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # intra-op threads thrash on a shared 2-core machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _boxes():
     # x y z l w h yaw vx vy
     return torch.tensor([
@@ -152,3 +161,32 @@ def test_head_bad_inputs():
     head = CenterHead(in_channels=8, tasks=[["car"]], grid=GRID)
     with pytest.raises(ValueError, match="grid shape"):
         head(torch.zeros(1, 8, 16, 16))
+
+
+def test_attribute_branch_loss_and_decode():
+    from kd3d.structures.classes import NUSC_ATTRIBUTES
+
+    head = CenterHead(in_channels=8, tasks=[["car"], ["pedestrian", "barrier"]], grid=GRID, class_names=CLASSES,
+                      attributes=NUSC_ATTRIBUTES, nms="none")
+    boxes, labels = _boxes(), torch.tensor([0, 1, 2])
+    attrs = torch.tensor([1, 7, -1])  # car stopped, pedestrian moving, barrier none
+    preds = _perfect_preds(head, boxes, labels)
+    # attribute logits favouring a wrong, disallowed attribute everywhere except the right one
+    preds["attrs"] = []
+    for ids in head.task_class_ids:
+        a = torch.zeros(1, 8, 32, 32)
+        a[:, 3] = 5.0  # cycle.with_rider: not allowed for car / pedestrian
+        tg = build_task_targets([boxes], [labels], ids, GRID, gt_attrs=[attrs])
+        for m in range(tg["mask"].shape[1]):
+            if tg["mask"][0, m] and tg["attr"][0, m] >= 0:
+                a.view(1, 8, -1)[0, tg["attr"][0, m], tg["ind"][0, m]] = 3.0
+        preds["attrs"].append(a)
+    dets = head.decode(preds)[0]
+    by_label = dict(zip(dets["labels"].tolist(), dets["attrs"].tolist()))
+    assert by_label == {0: 1, 1: 7, 2: -1}
+    x = torch.randn(1, 8, 32, 32)
+    losses = head.loss(head(x), [boxes.float()], [labels], gt_attrs=[attrs])
+    assert set(losses) == {"heatmap", "bbox", "attr"}
+    # 8 attributes at init: CE near log(8), times the 0.2 weight, summed over the two tasks
+    assert 0.1 < losses["attr"].item() < 2 * 0.2 * 2 * np.log(8)
+    assert head.loss(head(x), [boxes.float()], [labels])["attr"].item() == 0.0

@@ -22,7 +22,7 @@ def _sample(i, rng, n=1500):
         pts = np.concatenate([pts, c])
     pts = pts.astype(np.float32)
     return Sample(token=f"s{i}", points=pts, num_key_points=len(pts), gt_boxes=Boxes3D(boxes),
-                  gt_labels=np.array([0, 1]), gt_attrs=np.full(2, -1), gt_num_points=np.full(2, 200))
+                  gt_labels=np.array([0, 1]), gt_attrs=np.array([0, 6]), gt_num_points=np.full(2, 200))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -67,7 +67,7 @@ def test_forward_backward_named_features(build, batch):
         assert f["voxel"].ndim == 2 and f["voxel_coords"].shape == (f["voxel"].shape[0], 4)
         assert f["bev"].shape[-2:] == (64, 64) and "bev_stage3" in f
     losses = model.loss(out, batch)
-    assert set(losses) == {"heatmap", "bbox"}
+    assert set(losses) == {"heatmap", "bbox", "attr"}
     total = sum(losses.values())
     assert torch.isfinite(total) and total.item() > 0
     total.backward()
@@ -88,6 +88,8 @@ def test_eval_mode_predict(build, batch):
         n = len(r["boxes"])
         assert r["scores"].shape == (n,) and r["labels"].shape == (n,) and r["attrs"].shape == (n,)
         assert set(np.unique(r["labels"])) <= {0, 1}
+        # nuScenes attributes: car -> vehicle.* (0..2), pedestrian -> pedestrian.* (5..7)
+        assert np.all(np.where(r["labels"] == 0, r["attrs"] <= 2, r["attrs"] >= 5))
         assert np.all(np.diff(r["scores"]) <= 0)
 
 

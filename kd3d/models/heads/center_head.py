@@ -10,6 +10,7 @@ Usage (LiDAR teacher and camera student alike)::
     head = CenterHead(in_channels=256, tasks=[["car"], ["pedestrian", "bicycle"]], grid=grid)
     preds = head(bev)                                    # {"heatmaps": [...], "regs": [...]}
     losses = head.loss(preds, batch.gt_boxes, batch.gt_labels)   # {"heatmap", "bbox"}
+    # with attributes=NUSC_ATTRIBUTES: head.loss(..., gt_attrs=batch.gt_attrs) adds "attr"
     dets = head.decode(preds)                            # list[B] of result dicts
     feats = head.named_feats(preds)                      # {"heatmap", "reg"} (model contract)
 """
@@ -19,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from kd3d.models.heads.losses import gather_cells, gaussian_focal_loss, masked_l1
@@ -26,6 +28,7 @@ from kd3d.models.heads.targets import REG_CHANNELS, build_task_targets, decode_b
 from kd3d.ops.nms import circle_nms, rotated_nms
 from kd3d.structures.bev import BEVGrid
 from kd3d.structures.boxes import Boxes3D
+from kd3d.structures.classes import NUSC_ATTRIBUTES, NUSC_CLASS_ATTRIBUTES
 
 _REG_GROUPS = (("offset", 2), ("z", 1), ("dims", 3), ("rot", 2), ("vel", 2))
 DEFAULT_CODE_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2)
@@ -65,6 +68,10 @@ class CenterHead(nn.Module):
       score_threshold, pre_max (top-K per task), post_max (per task after NMS)
       nms             ``"circle"`` (centre distance ``nms_radius`` metres, one value or one per
                       task), ``"rotated"`` (BEV IoU > ``nms_iou``) or ``"none"``
+      attributes      attribute names for an optional attribute branch (e.g. NUSC_ATTRIBUTES;
+                      default () = no branch, output attrs -1); class_attributes: allowed
+                      attribute names per class (default NUSC_CLASS_ATTRIBUTES for nuScenes
+                      attributes; a class with none gets -1); attr_weight: CE weight
     """
 
     def __init__(self, *, in_channels: int, tasks: Sequence[Sequence[str]], grid: BEVGrid,
@@ -72,7 +79,8 @@ class CenterHead(nn.Module):
                  num_head_convs: int = 2, min_overlap: float = 0.1, min_radius: int = 2, reg_weight: float = 0.25,
                  code_weights: Sequence[float] = DEFAULT_CODE_WEIGHTS, score_threshold: float = 0.1,
                  pre_max: int = 1000, post_max: int = 83, nms: str = "circle",
-                 nms_radius: float | Sequence[float] = 1.0, nms_iou: float = 0.2):
+                 nms_radius: float | Sequence[float] = 1.0, nms_iou: float = 0.2,
+                 attributes: Sequence[str] = (), class_attributes: dict | None = None, attr_weight: float = 0.2):
         super().__init__()
         self.tasks = [tuple(t) for t in tasks]
         if not self.tasks or any(len(t) == 0 for t in self.tasks):
@@ -99,12 +107,28 @@ class CenterHead(nn.Module):
         if len(radii) != len(self.tasks):
             raise ValueError(f"CenterHead: nms_radius needs one value per task ({len(self.tasks)}), got {nms_radius}")
         self.nms_radius = radii
+        self.attributes = tuple(attributes)
+        self.attr_weight = float(attr_weight)
+        if self.attributes:
+            if class_attributes is None:
+                if set(self.attributes) != set(NUSC_ATTRIBUTES):
+                    raise ValueError("CenterHead: class_attributes is required for non-nuScenes attributes")
+                class_attributes = NUSC_CLASS_ATTRIBUTES
+            allowed = torch.zeros((len(self.class_names), len(self.attributes)), dtype=torch.bool)
+            for ci, c in enumerate(self.class_names):
+                for a in class_attributes.get(c, ()):
+                    if a not in self.attributes:
+                        raise ValueError(f"CenterHead: attribute {a!r} of class {c!r} not in attributes")
+                    allowed[ci, self.attributes.index(a)] = True
+            self.register_buffer("attr_allowed", allowed, persistent=False)
         self.shared = _conv_bn_relu(self.in_channels, share_channels)
         self.task_heads = nn.ModuleList()
         for t in self.tasks:
             branches = nn.ModuleDict({"heatmap": _Branch(share_channels, head_channels, len(t), num_head_convs, -2.19)})
             for name, ch in _REG_GROUPS:
                 branches[name] = _Branch(share_channels, head_channels, ch, num_head_convs)
+            if self.attributes:
+                branches["attr"] = _Branch(share_channels, head_channels, len(self.attributes), num_head_convs)
             self.task_heads.append(branches)
         # channel permutation: concatenated task heatmaps -> class_names order (absent classes skipped)
         flat = [c for ids in self.task_class_ids for c in ids]
@@ -113,18 +137,24 @@ class CenterHead(nn.Module):
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> dict:
         """x: (B, in_channels, H, W) on ``grid`` -> {"heatmaps": list[T] of (B, n_t, H, W) logits,
-        "regs": list[T] of (B, 10, H, W)}."""
+        "regs": list[T] of (B, 10, H, W)} (+ "attrs": list[T] of (B, A, H, W) attribute logits
+        when the head has attributes)."""
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"CenterHead: expected (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
         if tuple(x.shape[-2:]) != self.grid.shape:
             raise ValueError(f"CenterHead: map size {tuple(x.shape[-2:])} != grid shape {self.grid.shape} "
                              f"(grid {self.grid})")
         y = self.shared(x)
-        heatmaps, regs = [], []
+        heatmaps, regs, attrs = [], [], []
         for branches in self.task_heads:
             heatmaps.append(branches["heatmap"](y))
             regs.append(torch.cat([branches[name](y) for name, _ in _REG_GROUPS], dim=1))
-        return {"heatmaps": heatmaps, "regs": regs}
+            if self.attributes:
+                attrs.append(branches["attr"](y))
+        out = {"heatmaps": heatmaps, "regs": regs}
+        if self.attributes:
+            out["attrs"] = attrs
+        return out
 
     def named_feats(self, preds: dict) -> dict:
         """{"heatmap": (B, K, H, W) logits in ``class_names`` order (classes of no task left out),
@@ -133,12 +163,15 @@ class CenterHead(nn.Module):
         return {"heatmap": hm[:, self._hm_perm], "reg": torch.cat(preds["regs"], dim=1)}
 
     # ------------------------------------------------------------------ loss
-    def loss(self, preds: dict, gt_boxes: list, gt_labels: list) -> dict[str, torch.Tensor]:
+    def loss(self, preds: dict, gt_boxes: list, gt_labels: list, gt_attrs: list | None = None
+             ) -> dict[str, torch.Tensor]:
         """Gaussian focal loss on heatmaps + ``reg_weight`` * L1 on box codes, summed over tasks.
 
         gt_boxes: list[B] of (Mi, 9) LiDAR-frame boxes (NaN velocity allowed: masked);
-        gt_labels: list[B] of (Mi,) int64 indices into ``class_names``.
-        Returns {"heatmap": scalar, "bbox": scalar (already weighted)}.
+        gt_labels: list[B] of (Mi,) int64 indices into ``class_names``; gt_attrs: list[B] of (Mi,)
+        int64 indices into ``attributes`` (-1 none), used only by a head with attributes.
+        Returns {"heatmap": scalar, "bbox": scalar (already weighted)} (+ "attr": weighted
+        cross-entropy at GT centre cells, for a head with attributes).
         """
         if len(gt_boxes) != preds["heatmaps"][0].shape[0] or len(gt_labels) != len(gt_boxes):
             raise ValueError(f"CenterHead.loss: {len(gt_boxes)} gt_boxes / {len(gt_labels)} gt_labels for a "
@@ -148,14 +181,27 @@ class CenterHead(nn.Module):
         gt_labels = [g.to(device) for g in gt_labels]
         hm_loss = preds["heatmaps"][0].new_zeros(())
         box_loss = preds["heatmaps"][0].new_zeros(())
+        attr_loss = preds["heatmaps"][0].new_zeros(())
+        if gt_attrs is not None:
+            gt_attrs = [g.to(device) for g in gt_attrs]
         for t, ids in enumerate(self.task_class_ids):
             tg = build_task_targets(gt_boxes, gt_labels, ids, self.grid, min_overlap=self.min_overlap,
-                                    min_radius=self.min_radius)
+                                    min_radius=self.min_radius, gt_attrs=gt_attrs)
+            if self.attributes:
+                logits = gather_cells(preds["attrs"][t], tg["ind"])  # (B, M, A)
+                valid = tg["mask"] & (tg["attr"] >= 0)
+                if valid.any():
+                    attr_loss = attr_loss + F.cross_entropy(logits[valid].float(), tg["attr"][valid])
+                else:
+                    attr_loss = attr_loss + logits.sum() * 0.0
             hm_loss = hm_loss + gaussian_focal_loss(preds["heatmaps"][t], tg["heatmap"])
             pred = gather_cells(preds["regs"][t], tg["ind"])
             num = tg["mask"].sum().float()
             box_loss = box_loss + masked_l1(pred, tg["codes"], tg["code_mask"], self.code_weights, num)
-        return {"heatmap": hm_loss, "bbox": self.reg_weight * box_loss}
+        losses = {"heatmap": hm_loss, "bbox": self.reg_weight * box_loss}
+        if self.attributes:
+            losses["attr"] = self.attr_weight * attr_loss
+        return losses
 
     # ------------------------------------------------------------------ decode
     @torch.no_grad()
@@ -163,11 +209,12 @@ class CenterHead(nn.Module):
         """Top-K per task -> score threshold -> NMS per task -> per-sample results.
 
         Returns list[B] of {"boxes": Boxes3D (LiDAR frame), "scores": (K,) float32,
-        "labels": (K,) int64 into ``class_names``, "attrs": (K,) int64 all -1} (numpy).
+        "labels": (K,) int64 into ``class_names``, "attrs": (K,) int64 into ``attributes``, the
+        best attribute allowed for the class, -1 without attributes} (numpy).
         """
         B = preds["heatmaps"][0].shape[0]
         H, W = self.grid.shape
-        out = [{"boxes": [], "scores": [], "labels": []} for _ in range(B)]
+        out = [{"boxes": [], "scores": [], "labels": [], "attrs": []} for _ in range(B)]
         for t, ids in enumerate(self.task_class_ids):
             heat = torch.sigmoid(preds["heatmaps"][t].float())
             reg = preds["regs"][t].float()
@@ -177,12 +224,19 @@ class CenterHead(nn.Module):
             cls = idx // (H * W)
             pix = idx % (H * W)
             codes = gather_cells(reg, pix)  # (B, k, 10)
+            attr_logits = gather_cells(preds["attrs"][t].float(), pix) if self.attributes else None
             cells = torch.stack([pix % W, pix // W], dim=-1)
             ids_t = torch.as_tensor(ids, device=cls.device)
             for b in range(B):
                 keep = scores[b] >= self.score_threshold
                 boxes = decode_boxes(cells[b][keep], codes[b][keep], self.grid)
                 sc, lab = scores[b][keep], ids_t[cls[b][keep]]
+                if attr_logits is not None:
+                    allowed = self.attr_allowed[lab]
+                    masked = attr_logits[b][keep].masked_fill(~allowed, float("-inf"))
+                    attr = torch.where(allowed.any(1), masked.argmax(1), torch.full_like(lab, -1))
+                else:
+                    attr = torch.full_like(lab, -1)
                 if boxes.shape[0] and self.nms == "circle":
                     sel = circle_nms(boxes[:, :2], sc, self.nms_radius[t], post_max=self.post_max)
                 elif boxes.shape[0] and self.nms == "rotated":
@@ -192,12 +246,14 @@ class CenterHead(nn.Module):
                 out[b]["boxes"].append(boxes[sel])
                 out[b]["scores"].append(sc[sel])
                 out[b]["labels"].append(lab[sel])
+                out[b]["attrs"].append(attr[sel])
         results = []
         for r in out:
             boxes = torch.cat(r["boxes"]).double().cpu().numpy()
             scores = torch.cat(r["scores"]).cpu().numpy().astype(np.float32)
             labels = torch.cat(r["labels"]).cpu().numpy().astype(np.int64)
+            attrs = torch.cat(r["attrs"]).cpu().numpy().astype(np.int64)
             order = np.argsort(-scores, kind="stable")
             results.append({"boxes": Boxes3D(boxes[order].reshape(-1, 9)), "scores": scores[order],
-                            "labels": labels[order], "attrs": np.full(len(order), -1, dtype=np.int64)})
+                            "labels": labels[order], "attrs": attrs[order]})
         return results

@@ -114,7 +114,8 @@ def decode_boxes(cells: torch.Tensor, codes: torch.Tensor, grid: BEVGrid) -> tor
 
 @torch.no_grad()
 def build_task_targets(gt_boxes: list[torch.Tensor], gt_labels: list[torch.Tensor], task_class_ids: list[int],
-                       grid: BEVGrid, *, min_overlap: float = 0.1, min_radius: int = 2):
+                       grid: BEVGrid, *, min_overlap: float = 0.1, min_radius: int = 2,
+                       gt_attrs: list[torch.Tensor] | None = None):
     """Targets for one task (class group) over a batch.
 
     gt_boxes: list[B] of (Mi, 9) LiDAR-frame boxes; gt_labels: list[B] of (Mi,) class indices
@@ -124,7 +125,8 @@ def build_task_targets(gt_boxes: list[torch.Tensor], gt_labels: list[torch.Tenso
     Returns a dict: ``heatmap`` (B, n_task, H, W) float32 in [0, 1]; ``ind`` (B, M) int64 flat
     cell index ``row * W + col``; ``mask`` (B, M) bool; ``codes`` (B, M, 10) float32 (NaN
     velocities replaced by 0); ``code_mask`` (B, M, 10) bool (False for padding and unknown
-    velocity). M = max boxes of this task in any sample (at least 1).
+    velocity); ``attr`` (B, M) int64 attribute index (-1 for none / padding; all -1 when
+    ``gt_attrs`` is None). M = max boxes of this task in any sample (at least 1).
     """
     B = len(gt_boxes)
     H, W = grid.shape
@@ -141,25 +143,29 @@ def build_task_targets(gt_boxes: list[torch.Tensor], gt_labels: list[torch.Tenso
         sel = torch.zeros(labels.shape[0], dtype=torch.bool, device=labels.device)
         for c in task_class_ids:
             sel |= labels == c
-        boxes, labels = boxes[sel], labels[sel]
+        attrs = gt_attrs[b].to(labels.device) if gt_attrs is not None else torch.full_like(labels, -1)
+        boxes, labels, attrs = boxes[sel], labels[sel], attrs[sel]
         cells, codes, inside = encode_boxes(boxes, grid)
         cells, codes, labels, boxes = cells[inside], codes[inside], labels[inside], boxes[inside]
+        attrs = attrs[inside]
         if boxes.shape[0]:
             radius = gaussian_radius(boxes[:, 3].double() / grid.dx, boxes[:, 4].double() / grid.dy, min_overlap)
             radius = torch.clamp(torch.floor(radius), min=min_radius).long().tolist()
             for k, (cc, rr) in enumerate(cells.tolist()):
                 draw_gaussian(heat[b, lut[int(labels[k])]], cc, rr, radius[k])
-        per_sample.append((cells[:, 1] * W + cells[:, 0], codes))
+        per_sample.append((cells[:, 1] * W + cells[:, 0], codes, attrs))
     M = max([1] + [p[0].shape[0] for p in per_sample])
     ind = torch.zeros((B, M), dtype=torch.int64, device=device)
     mask = torch.zeros((B, M), dtype=torch.bool, device=device)
     codes_t = torch.zeros((B, M, REG_CHANNELS), dtype=torch.float32, device=device)
     code_mask = torch.zeros((B, M, REG_CHANNELS), dtype=torch.bool, device=device)
-    for b, (ind_b, codes_b) in enumerate(per_sample):
+    attr = torch.full((B, M), -1, dtype=torch.int64, device=device)
+    for b, (ind_b, codes_b, attr_b) in enumerate(per_sample):
         m = ind_b.shape[0]
         ind[b, :m] = ind_b
         mask[b, :m] = True
         finite = torch.isfinite(codes_b)
         codes_t[b, :m] = torch.where(finite, codes_b, torch.zeros_like(codes_b))
         code_mask[b, :m] = finite
-    return {"heatmap": heat, "ind": ind, "mask": mask, "codes": codes_t, "code_mask": code_mask}
+        attr[b, :m] = attr_b.to(device)
+    return {"heatmap": heat, "ind": ind, "mask": mask, "codes": codes_t, "code_mask": code_mask, "attr": attr}

@@ -67,8 +67,10 @@ class LidarCenterPoint(BaseModel):
         return ModelOutput(feats=feats, preds=preds)
 
     def loss(self, output: ModelOutput, batch) -> dict[str, torch.Tensor]:
-        """{"heatmap", "bbox"} (see :meth:`CenterHead.loss`); GT from ``batch.gt_boxes/gt_labels``."""
-        return self.head.loss(output.preds, batch.gt_boxes, batch.gt_labels)
+        """{"heatmap", "bbox"} (+ "attr" with an attribute branch), see :meth:`CenterHead.loss`;
+        GT from ``batch.gt_boxes``, ``gt_labels``, ``gt_attrs``."""
+        attrs = batch.gt_attrs if self.head.attributes else None
+        return self.head.loss(output.preds, batch.gt_boxes, batch.gt_labels, gt_attrs=attrs)
 
     @torch.no_grad()
     def predict(self, output: ModelOutput, batch=None) -> list[dict]:

@@ -29,7 +29,7 @@ from kd3d.models.lidar.detector import LidarCenterPoint
 from kd3d.models.lidar.encoders import PillarEncoder, VoxelEncoder
 from kd3d.models.necks.second_fpn import SECONDFPN
 from kd3d.structures.bev import BEVGrid
-from kd3d.structures.classes import NUSC_DET_CLASSES
+from kd3d.structures.classes import NUSC_ATTRIBUTES, NUSC_DET_CLASSES
 
 # CenterPoint's nuScenes class groups and circle-NMS radii (metres) per group.
 NUSC_TASKS: tuple[tuple[str, ...], ...] = (
@@ -70,11 +70,13 @@ def _tasks_and_radius(class_names, tasks, nms_radius):
     return class_names, tasks, nms_radius
 
 
-def _head(in_channels, grid, width, class_names, tasks, nms_radius, **kw) -> CenterHead:
+def _head(in_channels, grid, width, class_names, tasks, nms_radius, with_attrs, **kw) -> CenterHead:
     class_names, tasks, nms_radius = _tasks_and_radius(class_names, tasks, nms_radius)
+    if with_attrs is None:
+        with_attrs = set(class_names) <= set(NUSC_DET_CLASSES)
     return CenterHead(in_channels=in_channels, tasks=tasks, grid=grid, class_names=class_names,
                       share_channels=scale_channels(64, width), head_channels=scale_channels(64, width),
-                      nms_radius=nms_radius, **kw)
+                      nms_radius=nms_radius, attributes=NUSC_ATTRIBUTES if with_attrs else (), **kw)
 
 
 def centerpoint_voxel(*, scale: str = "synthetic", width: float = 1.0,
@@ -83,7 +85,7 @@ def centerpoint_voxel(*, scale: str = "synthetic", width: float = 1.0,
                       layer_nums: Sequence[int] | None = None, max_voxels: int | None = None,
                       max_points_per_voxel: int = 10, nms: str = "circle", nms_radius=None,
                       score_threshold: float = 0.1, pre_max: int = 1000, post_max: int = 83,
-                      min_radius: int = 2) -> LidarCenterPoint:
+                      min_radius: int = 2, with_attrs: bool | None = None) -> LidarCenterPoint:
     """CenterPoint voxel detector (SECOND sparse encoder).
 
     scale: ``"synthetic"`` or ``"nuscenes"`` (defaults for range, voxel, layer counts);
@@ -92,7 +94,8 @@ def centerpoint_voxel(*, scale: str = "synthetic", width: float = 1.0,
     point_range [xmin ymin zmin xmax ymax zmax], voxel_size (vx vy vz), layer_nums (2D stage
     depths), max_voxels, max_points_per_voxel: override the scale; nms ("circle" | "rotated" |
     "none"), nms_radius (metres, per task), score_threshold, pre_max, post_max, min_radius:
-    passed to :class:`CenterHead`.
+    passed to :class:`CenterHead`; with_attrs: nuScenes attribute branch (default: on when
+    all class_names are nuScenes detection classes; outputs ``attrs`` into NUSC_ATTRIBUTES).
     """
     s = _scale(scale)
     pr = tuple(point_range or s["point_range"])
@@ -104,8 +107,8 @@ def centerpoint_voxel(*, scale: str = "synthetic", width: float = 1.0,
     neck = SECONDFPN(in_channels=backbone.out_channels_list, in_strides=backbone.strides, out_channels=(256, 256),
                      upsample_strides=(1, 2), width=width)
     head = _head(neck.out_channels_total, encoder.bev_grid.scaled(neck.stride), width, class_names, tasks,
-                 nms_radius, nms=nms, score_threshold=score_threshold, pre_max=pre_max, post_max=post_max,
-                 min_radius=min_radius)
+                 nms_radius, with_attrs, nms=nms, score_threshold=score_threshold, pre_max=pre_max,
+                 post_max=post_max, min_radius=min_radius)
     return LidarCenterPoint(encoder=encoder, backbone=backbone, neck=neck, head=head)
 
 
@@ -115,7 +118,7 @@ def centerpoint_pillar(*, scale: str = "synthetic", width: float = 1.0,
                        layer_nums: Sequence[int] | None = None, max_pillars: int | None = None,
                        max_points_per_pillar: int = 20, nms: str = "circle", nms_radius=None,
                        score_threshold: float = 0.1, pre_max: int = 1000, post_max: int = 83,
-                       min_radius: int = 2) -> LidarCenterPoint:
+                       min_radius: int = 2, with_attrs: bool | None = None) -> LidarCenterPoint:
     """PointPillars-style CenterPoint (pillar feature net, dense 2D backbone at strides 2/4/8,
     neck at stride 4). Keyword arguments as :func:`centerpoint_voxel`, with pillar_size (px, py),
     max_pillars and max_points_per_pillar instead of the voxel settings. With the default
@@ -131,8 +134,8 @@ def centerpoint_pillar(*, scale: str = "synthetic", width: float = 1.0,
     neck = SECONDFPN(in_channels=backbone.out_channels_list, in_strides=backbone.strides,
                      out_channels=(128, 128, 128), upsample_strides=(0.5, 1, 2), width=width)
     head = _head(neck.out_channels_total, encoder.bev_grid.scaled(neck.stride), width, class_names, tasks,
-                 nms_radius, nms=nms, score_threshold=score_threshold, pre_max=pre_max, post_max=post_max,
-                 min_radius=min_radius)
+                 nms_radius, with_attrs, nms=nms, score_threshold=score_threshold, pre_max=pre_max,
+                 post_max=post_max, min_radius=min_radius)
     return LidarCenterPoint(encoder=encoder, backbone=backbone, neck=neck, head=head)
 
 
