@@ -77,7 +77,7 @@ def test_few_steps_reduce_loss():
     batch = tiny_camera_batch(seed=1)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     history = []
-    for _ in range(8):
+    for _ in range(6):
         losses = model.loss(model(batch), batch)
         total = sum(losses.values())
         opt.zero_grad()

@@ -85,6 +85,22 @@ class CameraBEVDet(BaseModel):
         return self.head.decode(output.preds)
 
 
+def build_camera_branch(
+    *, image_size: tuple[int, int], grid: BEVGrid, depth_bins: tuple[float, float, float],
+    z_range: tuple[float, float] = (-5.0, 3.0), resnet_depth: int = 18, resnet_width: int = 64,
+    fpn_channels: int = 256, depth_mid_channels: int = 256, context_channels: int = 80, cam_aware: bool = True,
+) -> CameraToBEV:
+    """ResNet + FPN16 + LSS view transformer pooling onto ``grid``; ``depth_bins = (dmin, dmax, step)`` m."""
+    backbone = ResNet(depth=resnet_depth, width=resnet_width)
+    neck = FPN16(in_channels=backbone.out_channels, out_channels=fpn_channels)
+    vt = LSSViewTransformer(
+        in_channels=fpn_channels, context_channels=context_channels, mid_channels=depth_mid_channels,
+        image_size=image_size, stride=FPN16.stride, depth_bins=DepthBins(*depth_bins), grid=grid, z_range=z_range,
+        cam_aware=cam_aware,
+    )
+    return CameraToBEV(backbone=backbone, neck=neck, view_transformer=vt)
+
+
 def build_camera_bev(
     *, tasks: Sequence[Sequence[str]], class_names: Sequence[str] | None = None, image_size: tuple[int, int],
     grid: BEVGrid, depth_bins: tuple[float, float, float], z_range: tuple[float, float] = (-5.0, 3.0),
@@ -95,14 +111,11 @@ def build_camera_bev(
 ) -> CameraBEVDet:
     """Build a camera BEV detector. ``grid`` is both the pooling grid and (with
     ``bev_strides[0] == 1``) the head grid; ``depth_bins = (dmin, dmax, step)`` in metres."""
-    backbone = ResNet(depth=resnet_depth, width=resnet_width)
-    neck = FPN16(in_channels=backbone.out_channels, out_channels=fpn_channels)
-    vt = LSSViewTransformer(
-        in_channels=fpn_channels, context_channels=context_channels, mid_channels=depth_mid_channels,
-        image_size=image_size, stride=FPN16.stride, depth_bins=DepthBins(*depth_bins), grid=grid, z_range=z_range,
-        cam_aware=cam_aware,
+    camera = build_camera_branch(
+        image_size=image_size, grid=grid, depth_bins=depth_bins, z_range=z_range, resnet_depth=resnet_depth,
+        resnet_width=resnet_width, fpn_channels=fpn_channels, depth_mid_channels=depth_mid_channels,
+        context_channels=context_channels, cam_aware=cam_aware,
     )
-    camera = CameraToBEV(backbone=backbone, neck=neck, view_transformer=vt)
     encoder = BEVEncoder(
         in_channels=context_channels, channels=bev_channels, blocks=bev_blocks, strides=bev_strides,
         out_channels=neck_channels,
