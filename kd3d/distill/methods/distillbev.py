@@ -72,6 +72,11 @@ class DistillBEVFeatureLoss(nn.Module):
         self.a_fg, self.a_bg, self.a_fp = float(a_fg), float(a_bg), float(a_fp)
         self.attn_tau, self.fp_thresh, self.gt_min_overlap = float(attn_tau), float(fp_thresh), float(gt_min_overlap)
 
+    @property
+    def extra_teacher_keys(self) -> tuple[str, ...]:
+        """Features read from ``ctx.teacher_out`` besides the term's key (for the teacher cache)."""
+        return ("heatmap",) if self.a_fp else ()
+
     def region_weights(self, student: torch.Tensor, teacher: torch.Tensor, ctx) -> torch.Tensor:
         """(B, H, W) per-cell weight ``A * [a_fg s G + a_bg/N_bg BG + a_fp/N_fp FP]``."""
         _, tg = _grids(ctx, teacher.shape, teacher.shape)

@@ -1,0 +1,243 @@
+"""Teacher cache: run the teacher once, store what the distillation terms read, replay it.
+
+Layout under ``root``::
+
+    manifest.json          {"format": 1, "fingerprint": ..., "keys": [...], "bev_grid": [...]}
+    entries/<name>.pt      one file per sample token (torch.save, read with weights_only=True)
+
+* Only the feature keys the terms read are stored (:func:`required_teacher_keys`: every
+  term's ``teacher_key`` plus the ``extra_teacher_keys`` a loss declares, e.g. DistillBEV's
+  teacher heatmap), floating tensors in float16 (read back as float32).
+* Per-sample split of the batched features: dense tensors whose first dimension is a multiple
+  of B are cut into B equal chunks (``(B, C, H, W)``; camera ``depth`` (B*NC, ...));
+  ``SparseConvTensor`` by batch index; keys starting with ``point_`` ((N, C), points of all
+  samples concatenated) by the samples' key-point (or all-point) counts.
+* The fingerprint hashes the teacher's state dict (names, dtypes, shapes, bytes) and the term
+  configuration; opening a cache with another fingerprint invalidates it (entries removed).
+* Writes are atomic (temporary file + ``os.replace``); an unreadable entry raises
+  :class:`CacheCorruptError` naming the file and the sample.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+
+from kd3d.models.base import ModelOutput
+from kd3d.ops.spconv import is_sparse_tensor, sparse_tensor
+from kd3d.structures.bev import BEVGrid
+
+FORMAT = 1
+
+
+class CacheCorruptError(RuntimeError):
+    """A cache entry cannot be read (truncated, corrupt or from another configuration)."""
+
+
+def required_teacher_keys(terms) -> list[str]:
+    keys: list[str] = []
+    for term in terms:
+        tk = term.teacher_key if isinstance(term.teacher_key, (tuple, list)) else (term.teacher_key,)
+        for k in tuple(tk) + tuple(getattr(term.loss, "extra_teacher_keys", ())):
+            if k not in keys:
+                keys.append(k)
+    return keys
+
+
+def fingerprint(teacher: torch.nn.Module, terms) -> str:
+    """sha256 over the teacher's state dict and the terms' configuration."""
+    h = hashlib.sha256()
+    for name, value in sorted(teacher.state_dict().items()):
+        h.update(f"{name}|{value.dtype}|{tuple(value.shape)}".encode())
+        t = value.detach().cpu().contiguous().reshape(-1)
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    for term in terms:
+        h.update(term.describe().encode())
+    return h.hexdigest()
+
+
+def _entry_name(token: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9_.-]{1,120}", token) and not token.startswith("."):
+        return token
+    return "h_" + hashlib.sha1(token.encode()).hexdigest()
+
+
+def _point_sizes(batch, n: int, key: str) -> list[int]:
+    samples = getattr(batch, "samples", None) or []
+    key_counts = [int(s.num_key_points) for s in samples]
+    if key_counts and sum(key_counts) == n:
+        return key_counts
+    sizes = [len(p) for p in batch.points]
+    if sum(sizes) == n:
+        return sizes
+    raise ValueError(f"teacher cache: feature {key!r} has {n} rows, matching neither the key points nor all points")
+
+
+def _split(feats: dict, keys, batch, bsz: int) -> list[dict]:
+    per = [dict() for _ in range(bsz)]
+    for key in keys:
+        if key not in feats:
+            raise KeyError(f"teacher cache: the teacher output has no feature {key!r}; available {sorted(feats)}")
+        v = feats[key]
+        if is_sparse_tensor(v):
+            for b in range(bsz):
+                m = v.indices[:, 0] == b
+                per[b][key] = {"kind": "sparse", "features": v.features[m].detach(),
+                               "indices": v.indices[m, 1:].detach().int(), "spatial_shape": list(v.spatial_shape)}
+        elif key.startswith("point_"):
+            for b, chunk in enumerate(v.detach().split(_point_sizes(batch, v.shape[0], key))):
+                per[b][key] = {"kind": "points", "data": chunk}
+        elif torch.is_tensor(v) and v.shape[0] % bsz == 0:
+            for b, chunk in enumerate(v.detach().chunk(bsz, dim=0)):
+                per[b][key] = {"kind": "dense", "data": chunk}
+        else:
+            raise ValueError(f"teacher cache: cannot split feature {key!r} of type {type(v).__name__} per sample")
+    return per
+
+
+def _to_storage(entry: dict, dtype) -> dict:
+    out = {}
+    for key, item in entry.items():
+        item = dict(item)
+        for f in ("data", "features"):
+            if f in item:
+                t = item[f].cpu()
+                item[f] = t.to(dtype) if t.is_floating_point() else t
+        out[key] = item
+    return out
+
+
+class TeacherCache:
+    """On-disk teacher features keyed by sample token (see the module docstring)."""
+
+    def __init__(self, root, *, fingerprint: str, keys, bev_grid: BEVGrid | None = None,
+                 dtype: torch.dtype = torch.float16):
+        self.root = Path(root)
+        self.entries = self.root / "entries"
+        self.fingerprint, self.keys, self.bev_grid, self.dtype = fingerprint, list(keys), bev_grid, dtype
+        self.invalidated = False
+        manifest = self._read_manifest()
+        if manifest is not None and (manifest.get("fingerprint") != fingerprint or manifest.get("keys") != self.keys
+                                     or manifest.get("format") != FORMAT):
+            self.clear()
+            self.invalidated = True
+            manifest = None
+        if manifest is not None and bev_grid is None and manifest.get("bev_grid"):
+            self.bev_grid = BEVGrid(*manifest["bev_grid"])
+        if manifest is None:
+            self._write_manifest()
+
+    @classmethod
+    def for_teacher(cls, root, teacher: torch.nn.Module, terms, **kw) -> "TeacherCache":
+        return cls(root, fingerprint=fingerprint(teacher, terms), keys=required_teacher_keys(terms),
+                   bev_grid=getattr(teacher, "bev_grid", None), **kw)
+
+    # ------------------------------------------------------------- manifest
+    def _read_manifest(self):
+        path = self.root / "manifest.json"
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise CacheCorruptError(f"teacher cache manifest {path} is not valid JSON ({exc}); delete the folder") from exc
+
+    def _write_manifest(self) -> None:
+        self.entries.mkdir(parents=True, exist_ok=True)
+        g = self.bev_grid
+        data = {"format": FORMAT, "fingerprint": self.fingerprint, "keys": self.keys,
+                "bev_grid": None if g is None else [g.xmin, g.ymin, g.xmax, g.ymax, g.dx, g.dy]}
+        self._atomic_write(self.root / "manifest.json", lambda f: f.write(json.dumps(data, indent=1).encode()))
+
+    def clear(self) -> None:
+        """Remove every cache entry (and the manifest)."""
+        if self.entries.exists():
+            for p in self.entries.glob("*.pt"):
+                p.unlink()
+        (self.root / "manifest.json").unlink(missing_ok=True)
+
+    @staticmethod
+    def _atomic_write(path: Path, write) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_", suffix=path.suffix)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    # --------------------------------------------------------------- entries
+    def path(self, token: str) -> Path:
+        return self.entries / f"{_entry_name(token)}.pt"
+
+    def has(self, token: str) -> bool:
+        return self.path(token).exists()
+
+    def __len__(self) -> int:
+        return len(list(self.entries.glob("*.pt"))) if self.entries.exists() else 0
+
+    def write(self, token: str, entry: dict) -> None:
+        payload = {"token": token, "fingerprint": self.fingerprint, "feats": _to_storage(entry, self.dtype)}
+        self._atomic_write(self.path(token), lambda f: torch.save(payload, f))
+
+    def read(self, token: str) -> dict:
+        path = self.path(token)
+        if not path.exists():
+            raise KeyError(f"teacher cache {self.root}: no entry for sample {token!r} (build the cache first)")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as exc:
+            raise CacheCorruptError(f"teacher cache entry {path} (sample {token!r}) is unreadable, truncated or "
+                                    f"corrupt: {exc}; delete it or rebuild the cache") from exc
+        if not isinstance(payload, dict) or payload.get("fingerprint") != self.fingerprint \
+                or payload.get("token") != token or set(payload.get("feats", {})) != set(self.keys):
+            raise CacheCorruptError(f"teacher cache entry {path} (sample {token!r}) does not belong to this cache "
+                                    f"(token, fingerprint or keys differ); rebuild the cache")
+        return payload["feats"]
+
+    @torch.no_grad()
+    def build(self, teacher: torch.nn.Module, loader, *, overwrite: bool = False, device=None) -> int:
+        """Run ``teacher`` (eval, no grad) over ``loader`` (yielding Batch) and store every sample
+        not cached yet (all with ``overwrite``). Returns the number of entries written."""
+        teacher.eval()
+        written = 0
+        for batch in loader:
+            tokens = [s.token for s in batch.samples]
+            if not overwrite and all(self.has(t) for t in tokens):
+                continue
+            if device is not None:
+                batch = batch.to(device)
+            out = teacher(batch)
+            for token, entry in zip(tokens, _split(out.feats, self.keys, batch, len(tokens))):
+                if overwrite or not self.has(token):
+                    self.write(token, entry)
+                    written += 1
+        return written
+
+    def output_for(self, batch, device=None) -> ModelOutput:
+        """The cached teacher ``ModelOutput`` (float32) for ``batch``, collated like the model's."""
+        if device is None and getattr(batch, "points", None):
+            device = batch.points[0].device
+        entries = [self.read(s.token) for s in batch.samples]
+        feats = {}
+        for key in self.keys:
+            items = [e[key] for e in entries]
+            kind = items[0]["kind"]
+            if kind == "sparse":
+                idx = torch.cat([torch.nn.functional.pad(it["indices"], (1, 0), value=b) for b, it in enumerate(items)])
+                f = torch.cat([it["features"] for it in items]).float()
+                feats[key] = sparse_tensor(f.to(device), idx.to(device), items[0]["spatial_shape"], len(items))
+            else:
+                feats[key] = torch.cat([it["data"] for it in items]).float().to(device)
+        return ModelOutput(feats=feats)

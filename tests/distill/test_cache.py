@@ -1,0 +1,101 @@
+"""Teacher cache: build once, replay without the teacher, invalidation, atomicity, corruption."""
+import pytest
+import torch
+from helpers import train_steps
+from toy_models import TinyBEVDetector, TinySparseNet, make_batch
+
+from kd3d.distill import Distiller, DistillTerm
+from kd3d.distill.adapters import ChannelAdapter
+from kd3d.distill.cache import CacheCorruptError, TeacherCache, required_teacher_keys
+from kd3d.distill.losses import MSELoss
+from kd3d.distill.methods.distillbev import distillbev_terms
+from kd3d.distill.methods.pvd import pvd_terms
+from kd3d.structures import BEVGrid
+
+GRID = BEVGrid(-8, -8, 8, 8, 1.0, 1.0)
+
+
+def _setup():
+    torch.manual_seed(0)
+    teacher = TinyBEVDetector(grid=GRID, width=8)
+    terms, adapters = distillbev_terms(levels={"bev_neck": (8, 16)}, a_sp=0.0)
+    terms.append(DistillTerm("fit", "bev_stage1", "bev_stage1", MSELoss(), "fit"))
+    adapters["fit"] = ChannelAdapter(4, 8)
+    return teacher, terms, adapters
+
+
+def test_build_replay_and_train_without_teacher(tmp_path):
+    teacher, terms, adapters = _setup()
+    assert required_teacher_keys(terms) == ["bev_neck", "heatmap", "bev_stage1"]
+    batches = [make_batch(0), make_batch(1)]
+    cache = TeacherCache.for_teacher(tmp_path, teacher, terms)
+    assert cache.build(teacher, batches) == 4 and len(cache) == 4
+    assert cache.build(teacher, batches) == 0  # already cached
+    raw = torch.load(cache.path("tok0_0"), weights_only=True)
+    assert set(raw["feats"]) == {"bev_neck", "heatmap", "bev_stage1"}
+    assert raw["feats"]["bev_neck"]["data"].dtype == torch.float16
+    ref = teacher(batches[1])
+    rep = cache.output_for(batches[1])
+    for k in ("bev_neck", "heatmap"):
+        assert rep.feats[k].dtype == torch.float32
+        assert torch.allclose(rep.feats[k], ref.feats[k], atol=1e-2, rtol=1e-3)
+    # a student trains from the cache alone, with the same losses as with the live teacher
+    student = TinyBEVDetector(grid=GRID, width=4)
+    live = Distiller(student=student, teacher=teacher, terms=terms, adapters=adapters)
+    cached = Distiller(student=student, teacher=None, terms=terms, adapters=adapters,
+                       teacher_cache=TeacherCache.for_teacher(tmp_path, teacher, terms))
+    assert cached.teacher_grid == GRID
+    live.eval(), cached.eval()
+    a, b = live(batches[0]), cached(batches[0])
+    for k in a:
+        assert b[k].item() == pytest.approx(a[k].item(), rel=2e-2, abs=1e-6), k
+    hist = train_steps(cached, batches)
+    assert all(v == v for h in hist for v in h.values())
+
+
+def test_invalidated_when_teacher_or_terms_change(tmp_path):
+    teacher, terms, _ = _setup()
+    cache = TeacherCache.for_teacher(tmp_path, teacher, terms)
+    cache.build(teacher, [make_batch(0)])
+    assert not TeacherCache.for_teacher(tmp_path, teacher, terms).invalidated
+    with torch.no_grad():
+        teacher.head["reg"].bias.add_(1.0)
+    again = TeacherCache.for_teacher(tmp_path, teacher, terms)
+    assert again.invalidated and len(again) == 0
+    again.build(teacher, [make_batch(0)])
+    fewer = TeacherCache.for_teacher(tmp_path, teacher, terms[:1])
+    assert fewer.invalidated and len(fewer) == 0
+
+
+def test_truncated_or_foreign_entry_is_a_clear_error(tmp_path):
+    teacher, terms, _ = _setup()
+    cache = TeacherCache.for_teacher(tmp_path, teacher, terms)
+    batch = make_batch(0)
+    cache.build(teacher, [batch])
+    path = cache.path("tok0_0")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CacheCorruptError, match=r"tok0_0\.pt.*truncated or corrupt"):
+        cache.output_for(batch)
+    torch.save({"token": "tok0_0", "fingerprint": "other", "feats": {}}, path)
+    with pytest.raises(CacheCorruptError, match="does not belong"):
+        cache.read("tok0_0")
+    with pytest.raises(KeyError, match="no entry for sample 'missing'"):
+        cache.read("missing")
+    assert not list(cache.entries.glob(".tmp_*"))  # atomic writes leave no temporaries
+
+
+def test_sparse_and_point_features_round_trip(tmp_path):
+    torch.manual_seed(0)
+    teacher = TinySparseNet(width=8).eval()
+    terms, _ = pvd_terms()
+    batch = make_batch(2)
+    cache = TeacherCache.for_teacher(tmp_path, teacher, terms)
+    cache.build(teacher, [batch])
+    ref, rep = teacher(batch), cache.output_for(batch)
+    assert torch.equal(rep.feats["voxel_logits"].indices, ref.feats["voxel_logits"].indices)
+    assert torch.allclose(rep.feats["voxel_logits"].features, ref.feats["voxel_logits"].features, atol=1e-2)
+    assert torch.allclose(rep.feats["point_feats"], ref.feats["point_feats"], atol=1e-2)
+    d = Distiller(student=TinySparseNet(width=4), teacher=None, terms=terms, teacher_cache=cache)
+    hist = train_steps(d, [batch])
+    assert hist[0]["distill/pvd/voxel_kl"] >= 0
