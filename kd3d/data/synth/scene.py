@@ -105,6 +105,8 @@ class SynthScene:
         lwh = catalog.sample_size(category, rng) if lwh is None else np.asarray(lwh, dtype=np.float64)
         if sitting:
             lwh = np.array([0.8, 0.65, 1.2]) * rng.uniform(0.9, 1.1)
+        if PARKING_LANE[0] <= abs(d) <= PARKING_LANE[1]:  # stay inside the 3 m parking lane
+            lwh = np.array([lwh[0], min(lwh[1], 2.8), lwh[2]])
         boxes, colors, segs = catalog.make_prims(category, lwh, rider=rider, sitting=sitting, rng=rng)
         self.objects.append(SceneObject(category, lwh, float(s), float(d), float(speed), bool(backwards),
                                         float(yaw_offset), attribute, boxes, colors, segs))
@@ -286,7 +288,9 @@ class SynthScene:
         xy = self.road.to_global(s, d)
         heading = self.road.tangent_heading(s) + np.where(sign < 0, np.pi, 0.0)
         yaw = heading + np.array([o.yaw_offset for o in self.objects])
-        vel = speed[:, None] * np.stack([np.cos(heading), np.sin(heading)], axis=1)
+        # s advances at `speed`; at lateral offset d on an arc the path speed is (1 - curvature d) times that
+        path_speed = speed * (1.0 - self.road.curvature * d)
+        vel = path_speed[:, None] * np.stack([np.cos(heading), np.sin(heading)], axis=1)
         yaw = (yaw + np.pi) % (2 * np.pi) - np.pi
         return np.concatenate([xy, lwh[:, 2:3] / 2, lwh, yaw[:, None], vel], axis=1)
 
