@@ -9,6 +9,7 @@ Subcommands::
     kd3d vis show     --dataroot D --version V --sample-idx 0          (open3d window; needs a display)
     kd3d vis eval     --metrics-dir DIR --out-dir PLOTS
     kd3d vis distill  --maps maps.npz --out distill.png                (saved teacher/student maps)
+    kd3d vis distill  --config C [--checkpoint K] [--split S] --sample-idx 0 --out distill.png  (a live Distiller)
     kd3d vis distill  --dataroot D --version V --sample-idx 0 --out distill.png  (GT-derived masks)
 
 ``--format kitti`` reads a KITTI root instead (``--dataroot`` = the folder with training/).
@@ -71,7 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--maps", default=None, help="npz with 'teacher', 'student' [(C,H,W)], optional "
                    "'teacher_heatmap', 'student_heatmap', 'keypoints', 'points', 'point_groups', 'mask_<name>', "
                    "and 'grid' = [xmin, ymin, xmax, ymax, dx, dy]")
-    p.add_argument("--dataroot", default=None, help="without --maps: derive the masks from a sample's GT boxes")
+    p.add_argument("--config", default=None, help="a distillation config (.py or name under configs/): run its "
+                   "Distiller on one sample and draw the teacher/student features and the methods' masks")
+    p.add_argument("--checkpoint", default=None, help="with --config: a kd3d checkpoint of the distiller")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --config: override a config field (repeatable)")
+    p.add_argument("--term", default=None, help="with --config: the distillation term to show (default: first dense)")
+    p.add_argument("--dataroot", default=None, help="without --maps/--config: masks from a sample's GT boxes")
     p.add_argument("--format", choices=("nuscenes", "kitti"), default="nuscenes")
     p.add_argument("--version", default="v1.0-mini")
     p.add_argument("--split", default=None)
@@ -213,10 +220,42 @@ def _run_distill(args) -> int:
                                   points=data.get("points"), point_groups=data.get("point_groups"),
                                   teacher_heatmap=data.get("teacher_heatmap"),
                                   student_heatmap=data.get("student_heatmap"), grid=grid, mode=args.mode)
+    elif args.config:
+        img = _distill_from_config(args)
     elif args.dataroot:
         sample, _ = load_sample(args)
         img = sample_distill_maps(sample, half_range=args.range, cell=args.cell, mode=args.mode)
     else:
-        raise SystemExit("kd3d vis distill: give --maps FILE.npz or --dataroot (GT-derived masks of a sample)")
+        raise SystemExit("kd3d vis distill: give --maps FILE.npz, --config (a distillation config) or --dataroot "
+                         "(GT-derived masks of a sample)")
     print(f"wrote {save_png(img, args.out)}")
     return 0
+
+
+def _distill_from_config(args) -> np.ndarray:
+    """Build the config's Distiller (and load ``--checkpoint``), run it on sample ``--sample-idx``
+    of ``--split`` (default: the config's val split) and render it."""
+    from kd3d.engine.builders import build_dataset, build_model, build_train_module
+    from kd3d.engine.checkpoint import CheckpointError, load_checkpoint, load_state_dict_checked, model_state_from
+    from kd3d.engine.config import ConfigError, load_config
+    from kd3d.structures.sample import collate
+    from kd3d.vis.distill_masks import render_distiller
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+        if cfg.distill is None:
+            raise SystemExit(f"kd3d vis distill: config {args.config} has no distill section (cfg.distill is None)")
+        module = build_train_module(cfg, build_model(cfg.model))
+        if not hasattr(module, "terms"):
+            raise SystemExit(f"kd3d vis distill: config {args.config} did not build a Distiller "
+                             f"(got {type(module).__name__})")
+        if args.checkpoint:
+            state = load_checkpoint(args.checkpoint)
+            load_state_dict_checked(module, model_state_from(state, args.checkpoint, prefer_student=False),
+                                    args.checkpoint)
+        ds = build_dataset(cfg.data, args.split or cfg.data.val_split, train=False)
+    except (ConfigError, CheckpointError) as exc:
+        raise SystemExit(f"kd3d vis distill: {exc}") from exc
+    if not 0 <= args.sample_idx < len(ds):
+        raise SystemExit(f"kd3d vis distill: --sample-idx {args.sample_idx} outside [0, {len(ds)})")
+    return render_distiller(module, collate([ds[args.sample_idx]]), term=args.term, mode=args.mode)

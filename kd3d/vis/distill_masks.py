@@ -138,3 +138,80 @@ def sample_distill_maps(sample, *, half_range: float = 51.2, cell: float = 0.8, 
     groups = np.concatenate([np.full(len(cells), -1), sv_group])
     return render_distill_maps(teacher, student, masks, keypoints=kps, points=points, point_groups=groups,
                                grid=grid, mode=mode, tile=tile)
+
+
+# ----------------------------------------------------------------------------- a live Distiller
+def _loss_kind(loss) -> str:
+    """Which method a term's loss belongs to: the module that defines its class."""
+    mod = type(loss).__module__.rsplit(".", 1)[-1]
+    return mod if mod in ("bevdistill", "distillbev", "unidistill", "pointdistiller", "pvd") else "generic"
+
+
+@torch.no_grad()
+def distiller_maps(distiller, batch, *, term: str | None = None, batch_index: int = 0) -> dict:
+    """Run a :class:`kd3d.distill.distiller.Distiller` on ``batch`` (eval mode, no grad) and
+    collect what :func:`kd3d.vis.distill.render_distill_maps` draws for sample ``batch_index``.
+
+    The shown pair is the (adapted) student and teacher feature of ``term`` (a term name), by
+    default the first term whose two features are dense (B, C, H, W) maps. Masks come from every
+    method among the distiller's terms, on the teacher map's grid: BEVDistill Gaussian,
+    DistillBEV regions / fg scale / attention, UniDistill keypoints, PointDistiller cells.
+    Returns the keyword arguments of ``render_distill_maps`` (plus ``term``).
+    """
+    from kd3d.distill.adapters import grid_for_map
+
+    was_training = distiller.training
+    distiller.eval()
+    try:
+        s_out = distiller.student(batch)
+        t_out = distiller.teacher_forward(batch)
+    finally:
+        distiller.train(was_training)
+    dense = [t for t in distiller.terms if isinstance(t.student_key, str) and isinstance(t.teacher_key, str)
+             and torch.is_tensor(s_out.feats.get(t.student_key)) and s_out.feats[t.student_key].dim() == 4
+             and torch.is_tensor(t_out.feats.get(t.teacher_key)) and t_out.feats[t.teacher_key].dim() == 4]
+    if term is not None:
+        dense = [t for t in dense if t.name == term]
+        if not dense:
+            raise ValueError(f"distiller_maps: no dense BEV term named {term!r}; terms: {[t.name for t in distiller.terms]}")
+    if not dense:
+        raise ValueError("distiller_maps: the distiller has no term on dense (B, C, H, W) maps "
+                         f"(terms: {[t.name for t in distiller.terms]}); point terms (PVD) are drawn with "
+                         "pvd_supervoxels over lidar_bev_features")
+    chosen = dense[0]
+    s = s_out.feats[chosen.student_key]
+    if chosen.adapter is not None:
+        s = distiller.adapters[chosen.adapter](s)
+    t = t_out.feats[chosen.teacher_key]
+    b = batch_index
+    grid = grid_for_map(distiller.teacher_grid, t.shape) if distiller.teacher_grid is not None else None
+    boxes = batch.gt_boxes[b].detach().cpu().double()
+    hm_t, hm_s = t_out.feats.get("heatmap"), s_out.feats.get("heatmap")
+    masks, keypoints, points = {}, None, None
+    kinds: dict = {}
+    for x in distiller.terms:
+        kinds.setdefault(_loss_kind(x.loss), x.loss)
+    if grid is not None:
+        if "bevdistill" in kinds:
+            masks.update(bevdistill_masks(boxes, grid, getattr(kinds["bevdistill"], "min_overlap", 0.1)))
+        if "distillbev" in kinds:
+            score_map = hm_t[b] if hm_t is not None and hm_t.shape[-2:] == t.shape[-2:] else None
+            masks.update(distillbev_masks(boxes, grid, t[b], s[b], score_map,
+                                          tau=getattr(kinds["distillbev"], "attn_tau", 0.5)))
+        if "unidistill" in kinds:
+            keypoints = unidistill_keypoints(boxes)
+        if "pointdistiller" in kinds:
+            points = pointdistiller_cells(t[b], grid, getattr(kinds["pointdistiller"], "num_items", 64))
+    return {"teacher_feat": t[b].float().cpu(), "student_feat": s[b].float().cpu(), "masks": masks,
+            "keypoints": keypoints, "points": points, "grid": grid, "term": chosen.name,
+            "teacher_heatmap": None if hm_t is None else hm_t[b].float().cpu(),
+            "student_heatmap": None if hm_s is None else hm_s[b].float().cpu()}
+
+
+def render_distiller(distiller, batch, *, term: str | None = None, batch_index: int = 0, mode: str = "pca",
+                     tile: int = 256) -> np.ndarray:
+    """Picture of a live Distiller on one batch sample (see :func:`distiller_maps`): (H, W, 3) uint8."""
+    kw = distiller_maps(distiller, batch, term=term, batch_index=batch_index)
+    kw.pop("term")
+    teacher, student, masks = kw.pop("teacher_feat"), kw.pop("student_feat"), kw.pop("masks")
+    return render_distill_maps(teacher, student, masks, mode=mode, tile=tile, **kw)
