@@ -241,8 +241,14 @@ def _check_inputs(depth, feat, geom):
         raise ValueError(f"bev_pool: feat must be (N={n}, C, H={h}, W={w}), got {tuple(feat.shape)}")
     if tuple(geom.shape) != (n, d, h, w, 3):
         raise ValueError(f"bev_pool: geom must be (N, D, H, W, 3) = {(n, d, h, w, 3)}, got {tuple(geom.shape)}")
-    if depth.dtype != feat.dtype:
-        raise ValueError(f"bev_pool: depth ({depth.dtype}) and feat ({feat.dtype}) must share a dtype")
+    if not (depth.is_floating_point() and feat.is_floating_point()):
+        raise ValueError(f"bev_pool: depth and feat must be floating point, got {depth.dtype} and {feat.dtype}")
+
+
+def _compute_dtype(depth, feat) -> torch.dtype:
+    """float64 if either input is float64, else float32 (half/bfloat16 inputs, e.g. under AMP,
+    are summed in float32: sparse products need it and the sums are long)."""
+    return torch.float64 if torch.float64 in (depth.dtype, feat.dtype) else torch.float32
 
 
 def bev_pool(
@@ -260,9 +266,12 @@ def bev_pool(
     depth: (N, D, H, W) depth weights (softmax over D); feat: (N, C, H, W) context features;
     geom: (N, D, H, W, 3) frustum points in the LiDAR frame (N = B * num_cams, camera n of
     sample n // num_cams). Returns (B, C, ny, nx) on ``grid``; differentiable w.r.t. depth and
-    feat. ``cache`` reuses the sorted index when the same geometry is seen again.
+    feat. ``cache`` reuses the sorted index when the same geometry is seen again. Computed in
+    float32 (float64 if an input is float64); the output has that dtype.
     """
     _check_inputs(depth, feat, geom)
+    dtype = _compute_dtype(depth, feat)
+    depth, feat = depth.to(dtype), feat.to(dtype)
     index = (
         INDEX_CACHE.get(geom, grid, num_cams, z_range)
         if cache
@@ -270,7 +279,8 @@ def bev_pool(
     )
     c = feat.shape[1]
     feat2d = feat.permute(0, 2, 3, 1).reshape(-1, c)
-    out = BEVPoolFunction.apply(depth, feat2d, index)
+    with torch.autocast(device_type=depth.device.type, enabled=False):
+        out = BEVPoolFunction.apply(depth, feat2d, index)
     return out.view(index.batch_size, grid.ny, grid.nx, c).permute(0, 3, 1, 2).contiguous()
 
 
@@ -285,6 +295,8 @@ def bev_pool_naive(
 ) -> torch.Tensor:
     """Reference: materialise the (N, D, H, W, C) frustum tensor, then scatter-add. Same I/O as bev_pool."""
     _check_inputs(depth, feat, geom)
+    dtype = _compute_dtype(depth, feat)
+    depth, feat = depth.to(dtype), feat.to(dtype)
     batch, _ = _check_geometry(geom, num_cams)
     c = feat.shape[1]
     frustum = depth.unsqueeze(-1) * feat.permute(0, 2, 3, 1).unsqueeze(1)  # (N, D, H, W, C)

@@ -123,3 +123,20 @@ def test_presets_build():
     assert big.bev_grid == head_grid("nuscenes")
     assert big.camera.view_transformer.frustum.shape == (59, 16, 44, 3)
     assert big.bev_grid.shape == (128, 128)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available: GPU path of the camera student untested here")
+def test_cuda_matches_cpu():
+    model = tiny_camera_model().eval()
+    batch = tiny_camera_batch()
+    with torch.no_grad():
+        ref = model(batch).feats
+    model = model.cuda()
+    cuda_batch = batch.to("cuda")
+    out = model(cuda_batch)
+    for key in ("bev", "depth", "bev_neck", "heatmap"):
+        torch.testing.assert_close(out.feats[key].detach().cpu(), ref[key], rtol=1e-3, atol=1e-3)
+    model.train()
+    total = sum(model.loss(model(cuda_batch), cuda_batch).values())
+    total.backward()
+    assert torch.isfinite(total)

@@ -91,6 +91,19 @@ def test_all_points_outside_grid_gives_zeros():
     assert depth.grad.abs().max() == 0
 
 
+def test_mixed_precision_inputs_sum_in_float32():
+    grid = BEVGrid(-4, -4, 4, 4, 1.0, 1.0)
+    depth, feat, geom = _inputs(2, 4, 3, 3, 4, dtype=torch.float32, snap=1.0)
+    feat_bf16 = feat.to(torch.bfloat16).requires_grad_(True)
+    out = bev_pool(depth, feat_bf16, geom, grid, num_cams=1, cache=False)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, bev_pool_naive(depth, feat_bf16.float(), geom, grid, num_cams=1))
+    out.sum().backward()
+    assert feat_bf16.grad.dtype == torch.bfloat16 and feat_bf16.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="floating"):
+        bev_pool(depth, feat.long(), geom, grid, num_cams=1)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available: GPU path of bev_pool untested here")
 def test_cuda_matches_cpu():
     grid = BEVGrid(-20, -16, 20, 16, 0.8, 0.8)
