@@ -28,6 +28,21 @@ from kd3d.structures.classes import NUSC_LIDARSEG_CLASSES
 from kd3d.structures.sample import Sample
 
 
+def points_in_each_box(points: np.ndarray, boxes: Boxes3D) -> list[np.ndarray]:
+    """For each box, the indices of ``points`` (N, >=3) inside it (same rule as
+    ``Boxes3D.points_in_boxes``), prefiltered by each box's bounding square so that large clouds
+    with many boxes stay fast."""
+    xyz = np.asarray(points)[:, :3]
+    out = []
+    for k in range(len(boxes)):
+        c = boxes.center[k]
+        r = 0.5 * np.hypot(boxes.dims[k, 0], boxes.dims[k, 1]) + 1e-6
+        near = np.flatnonzero((np.abs(xyz[:, 0] - c[0]) <= r) & (np.abs(xyz[:, 1] - c[1]) <= r)
+                              & (np.abs(xyz[:, 2] - c[2]) <= 0.5 * boxes.dims[k, 2] + 1e-6))
+        out.append(near[boxes[k].points_in_boxes(xyz[near])[:, 0]])
+    return out
+
+
 def build_gt_database(dataset, out_path: str | Path, *, min_points: int = 1, log=None) -> dict[str, int]:
     """Cut the GT objects of every sample of ``dataset`` (using ``get_raw``) into ``out_path``.
 
@@ -39,10 +54,10 @@ def build_gt_database(dataset, out_path: str | Path, *, min_points: int = 1, log
         s = dataset.get_raw(i)
         if not len(s.gt_boxes):
             continue
-        inside = s.gt_boxes.points_in_boxes(s.points)
+        inside = points_in_each_box(s.points, s.gt_boxes)
         dlev = s.meta.get("box_meta", {}).get("difficulty", np.zeros(len(s.gt_boxes), np.int64))
         for k in range(len(s.gt_boxes)):
-            obj = s.points[inside[:, k]].copy()
+            obj = s.points[inside[k]].copy()
             if len(obj) < min_points:
                 continue
             obj[:, :3] -= s.gt_boxes.center[k].astype(np.float32)
@@ -140,7 +155,9 @@ class GTDatabaseSampler:
 
     def _paste(self, sample: Sample, chosen: list[int]) -> Sample:
         new_boxes = Boxes3D(self.boxes[chosen])
-        inside = new_boxes.points_in_boxes(sample.points).any(axis=1)
+        inside = np.zeros(len(sample.points), bool)
+        for idx in points_in_each_box(sample.points, new_boxes):
+            inside[idx] = True
         nk = sample.num_key_points
         key, sweep = sample.points[:nk][~inside[:nk]], sample.points[nk:][~inside[nk:]]
         label = None if sample.points_label is None else sample.points_label[~inside[:nk]]

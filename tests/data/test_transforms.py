@@ -224,3 +224,18 @@ def test_gt_database_roundtrip_and_sampling(tmp_path):
     blocked = _sample(np.random.default_rng(2), with_images=False)
     out2 = GTDatabaseSampler(db, ("car", "pedestrian"), {"car": 5}, min_points=5, seed=0)(blocked)
     assert len(out2.gt_boxes) == len(blocked.gt_boxes)
+
+
+def test_points_in_each_box_matches_dense_rule():
+    from kd3d.data.gt_database import points_in_each_box
+
+    rng = np.random.default_rng(3)
+    pts = rng.uniform(-10, 10, (5000, 3))
+    n = 15
+    boxes = Boxes3D(np.concatenate([rng.uniform(-8, 8, (n, 3)), rng.uniform(0.5, 5, (n, 3)),
+                                    rng.uniform(-np.pi, np.pi, (n, 1))], 1))
+    dense = boxes.points_in_boxes(pts)
+    got = points_in_each_box(pts, boxes)
+    assert dense.sum() > 100
+    for k in range(n):
+        np.testing.assert_array_equal(got[k], np.flatnonzero(dense[:, k]))
