@@ -234,3 +234,24 @@ def test_bad_arguments(tmp_path):
     assert (tmp_path / "full" / "keep.txt").read_text() == "user data"
     with pytest.raises(ValueError, match="sweeps"):
         generate_nuscenes(tmp_path / "y", sweeps=12, progress=False)
+
+
+def test_split_names_and_trainval(tmp_path):
+    from kd3d.data.synth import generate_nuscenes
+    from kd3d.data.synth.nuscenes_writer import _split_names, choose_version
+
+    splits = create_splits_scenes()
+    assert choose_version(10, None) == "v1.0-mini" and choose_version(11, None) == "v1.0-trainval"
+    names = _split_names(10, "v1.0-mini")
+    assert [n for n, s in names if s == "mini_val"] == splits["mini_val"]
+    assert [s for _, s in _split_names(2, "v1.0-mini")] == ["mini_train", "mini_val"]
+    assert [s for _, s in _split_names(1, "v1.0-mini")] == ["mini_train"]
+    with pytest.raises(ValueError, match="version"):
+        _split_names(3, "v2.0")
+    summary = generate_nuscenes(tmp_path / "tv", scenes=11, samples_per_scene=1, seed=1, image_size=(32, 24),
+                                sweeps=0, progress=False)
+    assert summary["version"] == "v1.0-trainval"
+    nusc = nuscenes.NuScenes(version="v1.0-trainval", dataroot=summary["dataroot"], verbose=False)
+    names = {s["name"] for s in nusc.scene}
+    assert len(names) == 11 and names <= set(splits["train"]) | set(splits["val"])
+    assert names & set(splits["val"]) and names & set(splits["train"])
