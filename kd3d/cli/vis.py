@@ -166,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
         from kd3d.vis._raster import save_png
         from kd3d.vis.camera import render_cameras
 
-        img = render_cameras(sample, preds, tile_width=args.tile_width, score_thresh=args.score_thresh)
+        img = render_cameras(sample, preds, tile_width=args.tile_width, score_thresh=args.score_thresh,
+                             class_names=names)
         print(f"wrote {save_png(img, args.out)}")
     elif cmd == "html":
         from kd3d.vis.html import render_html
@@ -181,13 +182,13 @@ def run(args: argparse.Namespace) -> int:
         from kd3d.vis.o3d import export_scene
 
         for kind, f in export_scene(sample, args.out, preds, color_by=args.color_by,
-                                    score_thresh=args.score_thresh).items():
+                                    score_thresh=args.score_thresh, class_names=names).items():
             print(f"wrote {kind}: {f}")
     elif cmd == "show":
         from kd3d.vis.o3d import show_scene
 
         try:
-            show_scene(sample, preds, color_by=args.color_by, score_thresh=args.score_thresh)
+            show_scene(sample, preds, color_by=args.color_by, score_thresh=args.score_thresh, class_names=names)
         except RuntimeError as err:
             print(f"kd3d vis show: {err}")
             return 2

@@ -33,9 +33,9 @@ def _check_dets(preds, where: str):
     return boxes, scores, labels
 
 
-def _box_colors(labels, n, mode: str, source_color):
+def _box_colors(labels, n, mode: str, source_color, class_names=None):
     if mode == "class" and labels is not None:
-        return [class_color(l) for l in labels]
+        return [class_color(l, class_names) for l in labels]
     if mode not in ("class", "source"):
         raise ValueError(f"box_colors must be 'class' or 'source', got {mode!r}")
     return [source_color] * n
@@ -87,13 +87,13 @@ def render_bev(points: np.ndarray | None = None, *, colors: np.ndarray | None = 
     tri = bev_pixels(np.array([[1.5, 0.0], [-1.0, 0.9], [-1.0, -0.9]]), xy_range, resolution)
     draw.polygon([tuple(p) for p in tri], outline=(255, 255, 255))
     if gt_boxes is not None and len(gt_boxes):
-        cols = _box_colors(gt_labels, len(gt_boxes), box_colors, GT_COLOR)
+        cols = _box_colors(gt_labels, len(gt_boxes), box_colors, GT_COLOR, class_names)
         _draw_bev_boxes(draw, gt_boxes, cols, xy_range, resolution, line_width + 1, None, None)
     dets = _check_dets(preds, "render_bev")
     if dets is not None:
         boxes, scores, labels = dets
         keep = scores >= score_thresh
-        cols = _box_colors(labels[keep], int(keep.sum()), box_colors, PRED_COLOR)
+        cols = _box_colors(labels[keep], int(keep.sum()), box_colors, PRED_COLOR, class_names)
         texts = None
         if show_scores:
             texts = [(f"{class_names[l]} " if class_names is not None else "") + f"{s:.2f}"
@@ -161,13 +161,13 @@ def render_perspective(points: np.ndarray | None = None, *, colors: np.ndarray |
     pil = R.to_image(img)
     draw = ImageDraw.Draw(pil)
     if gt_boxes is not None and len(gt_boxes):
-        cols = _box_colors(gt_labels, len(gt_boxes), box_colors, GT_COLOR)
+        cols = _box_colors(gt_labels, len(gt_boxes), box_colors, GT_COLOR, class_names)
         _draw_3d_boxes(draw, gt_boxes, cols, l2c, k, line_width + 1, None, None)
     dets = _check_dets(preds, "render_perspective")
     if dets is not None:
         boxes, scores, labels = dets
         keep = scores >= score_thresh
-        cols = _box_colors(labels[keep], int(keep.sum()), box_colors, PRED_COLOR)
+        cols = _box_colors(labels[keep], int(keep.sum()), box_colors, PRED_COLOR, class_names)
         texts = None
         if show_scores:
             texts = [(f"{class_names[l]} " if class_names is not None else "") + f"{s:.2f}"

@@ -70,11 +70,12 @@ def project_box_edges(boxes: Boxes3D, cam2lidar: np.ndarray, intrinsics: np.ndar
 def render_camera(image: np.ndarray, points: np.ndarray | None, cam2lidar, intrinsics, img_aug=None, *,
                   gt_boxes: Boxes3D | None = None, gt_labels=None, preds: dict | None = None,
                   score_thresh: float = 0.0, box_colors: str = "class", depth_max: float = 60.0,
-                  point_radius: int | None = None, line_width: int | None = None) -> np.ndarray:
+                  point_radius: int | None = None, line_width: int | None = None, class_names=None) -> np.ndarray:
     """One camera image (H, W, 3) uint8 with LiDAR points coloured by depth (``jet_r`` over
     [0, depth_max]: near red, far blue; far points painted first) and boxes (GT solid,
     predictions dashed). ``point_radius`` / ``line_width`` default to the image size (1 / 2 px
-    from 800 px wide, 0 / 1 below). Returns a new (H, W, 3) uint8 array."""
+    from 800 px wide, 0 / 1 below). ``class_names`` picks box colours by class name (see
+    :func:`kd3d.vis.colors.class_color`). Returns a new (H, W, 3) uint8 array."""
     img = np.array(image, dtype=np.uint8, copy=True)
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"render_camera: image must be (H, W, 3), got {img.shape}")
@@ -91,14 +92,14 @@ def render_camera(image: np.ndarray, points: np.ndarray | None, cam2lidar, intri
     pil = R.to_image(img)
     draw = ImageDraw.Draw(pil)
     if gt_boxes is not None and len(gt_boxes):
-        cols = _box_colors(gt_labels, len(gt_boxes), box_colors, GT_COLOR)
+        cols = _box_colors(gt_labels, len(gt_boxes), box_colors, GT_COLOR, class_names)
         for segs, col in zip(project_box_edges(gt_boxes, cam2lidar, intrinsics, img_aug), cols):
             R.draw_segments(draw, segs, col, line_width + 1)
     dets = _check_dets(preds, "render_camera")
     if dets is not None:
         boxes, scores, labels = dets
         keep = np.flatnonzero(scores >= score_thresh)
-        cols = _box_colors(labels[keep], len(keep), box_colors, PRED_COLOR)
+        cols = _box_colors(labels[keep], len(keep), box_colors, PRED_COLOR, class_names)
         for segs, col in zip(project_box_edges(boxes[keep], cam2lidar, intrinsics, img_aug), cols):
             R.draw_segments(draw, segs, col, line_width, dash=8.0)
     return np.asarray(pil).copy()

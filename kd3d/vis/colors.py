@@ -44,9 +44,21 @@ assert len(CLASS_COLORS) == len(NUSC_DET_CLASSES) and len(LIDARSEG_COLORS) == le
 COLOR_BY = ("height", "intensity", "label", "time", "depth", "none")
 
 
-def class_color(label: int) -> tuple[int, int, int]:
-    """RGB of detection class ``label`` (wraps around for more than 10 classes)."""
-    return tuple(int(v) for v in CLASS_COLORS[int(label) % len(CLASS_COLORS)])
+# Class name (lower case) -> palette row, so KITTI and nuScenes classes share colours.
+NAME_TO_PALETTE = {name: i for i, name in enumerate(NUSC_DET_CLASSES)}
+NAME_TO_PALETTE.update({"pedestrian": 5, "cyclist": 7, "van": 0, "person_sitting": 5, "tram": 2, "misc": 9})
+
+
+def class_color(label: int, class_names=None) -> tuple[int, int, int]:
+    """RGB of detection class ``label``. With ``class_names`` (the dataset's class tuple) the
+    colour follows the class *name* (KITTI ``Pedestrian`` = nuScenes ``pedestrian``, ``Cyclist``
+    = ``bicycle``); otherwise the index into :data:`CLASS_COLORS` (wrapping around)."""
+    label = int(label)
+    if class_names is not None and 0 <= label < len(class_names):
+        row = NAME_TO_PALETTE.get(str(class_names[label]).lower())
+        if row is not None:
+            return tuple(int(v) for v in CLASS_COLORS[row])
+    return tuple(int(v) for v in CLASS_COLORS[label % len(CLASS_COLORS)])
 
 
 def colormap(values: np.ndarray, vmin: float | None = None, vmax: float | None = None,

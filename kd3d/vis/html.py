@@ -45,7 +45,7 @@ def scene_payload(sample, preds: dict | None = None, *, color_by: str = "height"
     boxes = []
     for kind, bx, labels, scores in _box_sets(sample, preds):
         for corners, label, score in zip(bx.corners(), labels, scores):
-            col = class_color(label) if label >= 0 else (GT_COLOR if kind == "gt" else PRED_COLOR)
+            col = class_color(label, names) if label >= 0 else (GT_COLOR if kind == "gt" else PRED_COLOR)
             boxes.append({"kind": kind, "corners": np.round(corners, 3).tolist(), "color": list(col),
                           "label": label_name(label), "score": None if score is None else round(float(score), 4)})
     return {

@@ -68,24 +68,26 @@ def box_lineset(boxes: Boxes3D, colors) -> "object":
     return ls
 
 
-def scene_geometries(sample, preds: dict | None = None, *, color_by: str = "height", score_thresh: float = 0.0):
-    """``(point_cloud, gt_lineset, pred_lineset or None)`` for a Sample (class colours)."""
+def scene_geometries(sample, preds: dict | None = None, *, color_by: str = "height", score_thresh: float = 0.0,
+                     class_names=None):
+    """``(point_cloud, gt_lineset, pred_lineset or None)`` for a Sample (class colours; by
+    name when ``class_names`` is given, see :func:`kd3d.vis.colors.class_color`)."""
     pts = np.asarray(sample.points)
     if color_by == "label":
         pts = pts[: sample.num_key_points]
     pc = point_cloud(pts, point_colors(pts, color_by, labels=sample.points_label))
-    gt = box_lineset(sample.gt_boxes, [class_color(l) for l in sample.gt_labels] or [(0, 200, 0)])
+    gt = box_lineset(sample.gt_boxes, [class_color(l, class_names) for l in sample.gt_labels] or [(0, 200, 0)])
     pred = None
     dets = _check_dets(preds, "export_scene")
     if dets is not None:
         boxes, scores, labels = dets
         keep = np.flatnonzero(scores >= score_thresh)
-        pred = box_lineset(boxes[keep], [class_color(l) for l in labels[keep]] or [(230, 0, 230)])
+        pred = box_lineset(boxes[keep], [class_color(l, class_names) for l in labels[keep]] or [(230, 0, 230)])
     return pc, gt, pred
 
 
 def export_scene(sample, out, preds: dict | None = None, *, color_by: str = "height",
-                 score_thresh: float = 0.0) -> dict[str, str]:
+                 score_thresh: float = 0.0, class_names=None) -> dict[str, str]:
     """Write the coloured cloud to ``out`` (``.ply``/``.pcd``/...), the GT boxes to
     ``<stem>_gt_boxes.ply`` and the predictions to ``<stem>_pred_boxes.ply`` (LineSets) next to
     it. Returns ``{"points": ..., "gt_boxes": ..., ["pred_boxes": ...]}`` paths."""
@@ -94,7 +96,8 @@ def export_scene(sample, out, preds: dict | None = None, *, color_by: str = "hei
     if out.suffix.lower() not in POINT_SUFFIXES:
         raise ValueError(f"export_scene: {out}: the extension must be one of {POINT_SUFFIXES}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    pc, gt, pred = scene_geometries(sample, preds, color_by=color_by, score_thresh=score_thresh)
+    pc, gt, pred = scene_geometries(sample, preds, color_by=color_by, score_thresh=score_thresh,
+                                    class_names=class_names)
     files = {"points": str(out), "gt_boxes": str(out.with_name(out.stem + "_gt_boxes.ply"))}
     if not o3d.io.write_point_cloud(files["points"], pc):
         raise OSError(f"open3d could not write {files['points']}")
@@ -114,7 +117,8 @@ def display_available() -> bool:
     return True
 
 
-def show_scene(sample, preds: dict | None = None, *, color_by: str = "height", score_thresh: float = 0.0) -> None:
+def show_scene(sample, preds: dict | None = None, *, color_by: str = "height", score_thresh: float = 0.0,
+               class_names=None) -> None:
     """Open an interactive open3d window with the cloud and boxes.
 
     Raises RuntimeError with a hint when no display exists (use ``kd3d vis html`` or
@@ -123,6 +127,7 @@ def show_scene(sample, preds: dict | None = None, *, color_by: str = "height", s
         raise RuntimeError("no display (DISPLAY/WAYLAND_DISPLAY unset): an open3d window cannot open here; "
                            "use `kd3d vis html` (browser viewer) or `kd3d vis export` (PLY/PCD) instead")
     o3d = _o3d()
-    geoms = [g for g in scene_geometries(sample, preds, color_by=color_by, score_thresh=score_thresh) if g is not None]
+    geoms = [g for g in scene_geometries(sample, preds, color_by=color_by, score_thresh=score_thresh,
+                                         class_names=class_names) if g is not None]
     geoms.append(o3d.geometry.TriangleMesh.create_coordinate_frame(size=2.0))
     o3d.visualization.draw_geometries(geoms, window_name=f"kd3d {sample.token}")

@@ -83,3 +83,12 @@ def vis_nusc(tmp_path_factory) -> dict:
 
     return generate_nuscenes(tmp_path_factory.mktemp("vis_nusc"), scenes=1, samples_per_scene=2, seed=1,
                              image_size=(192, 108), sweeps=2, progress=False)
+
+
+@pytest.fixture(scope="session")
+def vis_kitti(tmp_path_factory) -> dict:
+    """A 2-frame synthetic KITTI object dataset (kd3d.data.synth)."""
+    from kd3d.data.synth import generate_kitti
+
+    return generate_kitti(tmp_path_factory.mktemp("vis_kitti"), frames=2, seed=0, image_size=(414, 125),
+                          progress=False)

@@ -164,3 +164,28 @@ def test_distill_config_loads_matching_checkpoint(tmp_path):
     assert main(["vis", "distill", "--config", str(cfg_path), "--checkpoint", str(tmp_path / "ok.pth"),
                  "--term", "bevdistill/dense", "--out", str(out)]) == 0
     assert out.is_file()
+
+
+def test_kitti_scene_and_camera_colors_by_class_name(vis_kitti, tmp_path):
+    from kd3d.data.kitti import KittiDataset
+    from kd3d.vis.colors import class_color
+
+    assert class_color(1, ("Car", "Pedestrian", "Cyclist")) == tuple(CLASS_COLORS[5])
+    assert class_color(2, ("Car", "Pedestrian", "Cyclist")) == tuple(CLASS_COLORS[7])
+    ds = KittiDataset(vis_kitti["root"], "train", load_images=False)
+    s = ds[0]
+    assert len(s.gt_boxes) and (s.gt_labels == 1).any(), "the generated frame should hold pedestrians"
+    out = tmp_path / "k.png"
+    r = 40.0
+    assert main(["vis", "scene", "--format", "kitti", "--dataroot", vis_kitti["root"], "--range", str(r),
+                 "--color-by", "none", "--out", str(out)]) == 0
+    img = np.asarray(Image.open(out).convert("RGB"))
+    a = -ego_forward_yaw(s.lidar2ego)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    for i in np.flatnonzero((s.gt_labels == 1) & (np.abs(s.gt_boxes.center[:, :2]) < r - 1).all(1))[:3]:
+        c = bev_pixels((rot @ s.gt_boxes.bev_corners()[i, 0])[None], (-r, -r, r, r), 0.1)[0]
+        assert _color_near(img, c, CLASS_COLORS[5], r=2), i
+    cams = tmp_path / "kc.png"
+    assert main(["vis", "cameras", "--format", "kitti", "--dataroot", vis_kitti["root"], "--tile-width", "414",
+                 "--out", str(cams)]) == 0
+    assert np.asarray(Image.open(cams)).shape == (125, 414, 3)  # one camera, one tile
