@@ -98,7 +98,7 @@ class NuScenesDataset:
         path = Path(index_file) if index_file is not None else nidx.default_index_path(self.dataroot, version)
         index, self.index_path = None, None
         if index_file is not None or path.is_file():
-            index = nidx.read_index(path, self.dataroot, version)
+            index = nidx.read_index(path, self.dataroot, version, split=split)
             problem = None
             if split not in index["splits"]:
                 problem = (f"{path}: split {split!r} not in the index (has {sorted(index['splits'])}); "
@@ -118,16 +118,18 @@ class NuScenesDataset:
         tokens = index["splits"][split]
         if not tokens:
             raise ValueError(f"split {split!r} of {self.dataroot / version} has no samples")
-        self.entries = [index["samples"][t] for t in tokens]
+        self._tokens = list(tokens)
+        self._raw = [index["samples"][t] for t in tokens]  # dicts, or JSON text from an index file
         self.has_lidarseg = bool(index["has_lidarseg"])
         if load_lidarseg is True and not self.has_lidarseg:
             raise FileNotFoundError(f"{self.dataroot / version / 'lidarseg.json'}: no lidarseg in this version "
                                     "(load_lidarseg=True)")
         self.load_lidarseg = self.has_lidarseg if load_lidarseg == "auto" else bool(load_lidarseg)
         self._seg_lut = self._build_seg_lut(index.get("lidarseg_categories") or {})
+        first = self.entry(0)
         for chan in self.cameras:
-            if chan not in self.entries[0]["cams"]:
-                raise ValueError(f"camera {chan!r} not in sample {tokens[0]} (has {sorted(self.entries[0]['cams'])})")
+            if chan not in first["cams"]:
+                raise ValueError(f"camera {chan!r} not in sample {tokens[0]} (has {sorted(first['cams'])})")
 
     @staticmethod
     def _build_seg_lut(category_index: dict[str, int]) -> np.ndarray:
@@ -140,11 +142,20 @@ class NuScenesDataset:
         return lut
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self._raw)
 
     @property
     def tokens(self) -> list[str]:
-        return [e["token"] for e in self.entries]
+        return list(self._tokens)
+
+    @property
+    def entries(self) -> list[dict]:
+        """Every index entry, parsed (for look-ups by token prefer :attr:`tokens`)."""
+        return [self.entry(i) for i in range(len(self))]
+
+    def entry(self, idx: int) -> dict:
+        """The index entry of sample ``idx`` (paths, transforms, annotations; see nuscenes_index)."""
+        return nidx.entry(self.index_path or "<tables>", self._raw[idx])
 
     # ------------------------------------------------------------------ loading
     def _points(self, e: dict) -> tuple[np.ndarray, int, np.ndarray | None]:
@@ -199,7 +210,7 @@ class NuScenesDataset:
         """The sample before ``transforms``."""
         if not -len(self) <= idx < len(self):
             raise IndexError(f"index {idx} out of range for {len(self)} samples")
-        e = self.entries[idx]
+        e = self.entry(idx)
         points, nkey, label = self._points(e)
         boxes, labels, attrs, npts, box_meta = self._boxes(e)
         cams = [e["cams"][c] for c in self.cameras]

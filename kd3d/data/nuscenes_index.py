@@ -242,30 +242,67 @@ def default_index_path(dataroot: str | Path, version: str) -> Path:
 
 
 def write_index(index: dict, path: str | Path) -> Path:
+    """Write ``index`` as JSON lines: a header object (everything but ``samples``), then one line
+    per sample ``<token>\t<json entry>``. Loading keeps each entry as text and parses it on access,
+    so a trainval-sized index stays compact in memory and fork-friendly for DataLoader workers."""
     path = Path(path)
+    header = {k: v for k, v in index.items() if k != "samples"}
+    header["num_samples"] = len(index["samples"])
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(index, separators=(",", ":"), allow_nan=False))
+    with tmp.open("w") as f:
+        f.write(json.dumps(header, separators=(",", ":"), allow_nan=False) + "\n")
+        for tok, entry in index["samples"].items():
+            f.write(tok + "\t" + json.dumps(entry, separators=(",", ":"), allow_nan=False) + "\n")
     tmp.replace(path)
     return path
 
 
-def read_index(path: str | Path, dataroot: str | Path, version: str) -> dict:
-    """Load an index and check it belongs to ``dataroot/version`` (format, version, table sizes)."""
+def read_index(path: str | Path, dataroot: str | Path, version: str, split: str | None = None) -> dict:
+    """Load an index written by :func:`write_index` and check it belongs to ``dataroot/version``
+    (format, version, table sizes). ``samples`` maps token -> the entry's JSON text (parse with
+    :func:`entry`); with ``split`` only that split's entries are kept (none if it is absent)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"kd3d index not found: {path} (build it with `kd3d create-data nuscenes`)")
-    try:
-        index = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: corrupt kd3d index ({exc}); rebuild it with `kd3d create-data nuscenes`") from exc
-    if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
-        raise ValueError(f"{path}: field 'format' is not {INDEX_FORMAT!r}; not a kd3d nuScenes index")
-    if index.get("format_version") != INDEX_FORMAT_VERSION:
-        raise ValueError(f"{path}: format_version {index.get('format_version')} != {INDEX_FORMAT_VERSION}; rebuild it")
-    if index.get("version") != version:
-        raise ValueError(f"{path}: index was built for version {index.get('version')!r}, dataset asks for {version!r}")
-    fp = table_fingerprint(dataroot, version)
-    if index.get("fingerprint") != fp:
-        raise ValueError(f"{path}: table sizes {index.get('fingerprint')} do not match {Path(dataroot) / version} "
-                         f"({fp}); the index is stale or from another dataroot, rebuild it")
+    with path.open() as f:
+        first = f.readline()
+        try:
+            index = json.loads(first)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: corrupt kd3d index header ({exc}); rebuild it with "
+                             "`kd3d create-data nuscenes`") from exc
+        if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
+            raise ValueError(f"{path}: field 'format' is not {INDEX_FORMAT!r}; not a kd3d nuScenes index")
+        if index.get("format_version") != INDEX_FORMAT_VERSION:
+            raise ValueError(f"{path}: format_version {index.get('format_version')} != {INDEX_FORMAT_VERSION}; "
+                             "rebuild it")
+        if index.get("version") != version:
+            raise ValueError(f"{path}: index was built for version {index.get('version')!r}, "
+                             f"dataset asks for {version!r}")
+        fp = table_fingerprint(dataroot, version)
+        if index.get("fingerprint") != fp:
+            raise ValueError(f"{path}: table sizes {index.get('fingerprint')} do not match {Path(dataroot) / version} "
+                             f"({fp}); the index is stale or from another dataroot, rebuild it")
+        wanted = None if split is None else set(index.get("splits", {}).get(split, []))
+        samples = {}
+        for lineno, line in enumerate(f, 2):
+            tok, sep, body = line.partition("\t")
+            if not sep:
+                raise ValueError(f"{path}:{lineno}: expected '<token>\\t<json>', the index is truncated or corrupt")
+            if wanted is None or tok in wanted:
+                samples[tok] = body
+    if (wanted is None and len(samples) != index.get("num_samples")) or (wanted is not None and len(samples) != len(wanted)):
+        raise ValueError(f"{path}: sample lines missing (header says {index.get('num_samples')} samples); "
+                         "the index is truncated, rebuild it")
+    index["samples"] = samples
     return index
+
+
+def entry(path: str | Path, value) -> dict:
+    """An index entry as a dict (``value``: dict, or the JSON text kept by :func:`read_index`)."""
+    if isinstance(value, dict):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: corrupt sample entry in kd3d index ({exc}); rebuild it") from exc

@@ -40,8 +40,9 @@ def test_index_is_used_and_equivalent(nroot, tmp_path, monkeypatch):
     out = tmp_path / "idx.json"
     res = create_nuscenes(nroot, V, out=out, log=lambda *_: None)
     assert res["splits"] == {"mini_train": 3, "mini_val": 3, "all": 6}
-    index = json.loads(out.read_text())
-    assert index["format"] == nidx.INDEX_FORMAT and len(index["samples"]) == 6
+    lines = out.read_text().splitlines()
+    index = json.loads(lines[0])
+    assert index["format"] == nidx.INDEX_FORMAT and index["num_samples"] == len(lines) - 1 == 6
 
     def no_tables(*a, **k):
         raise AssertionError("tables must not be read when an index is given")
@@ -63,14 +64,21 @@ def test_default_index_location_and_staleness(nroot, tmp_path):
     create_nuscenes(root, V, log=lambda *_: None)
     assert NuScenesDataset(root, V, "all", load_images=False).index_path == nidx.default_index_path(root, V)
     path = nidx.default_index_path(root, V)
-    idx = json.loads(path.read_text())
+    head, *rest = path.read_text().splitlines(keepends=True)
+    idx = json.loads(head)
     idx["version"] = "v1.0-trainval"
-    (tmp_path / "other.json").write_text(json.dumps(idx))
+    (tmp_path / "other.json").write_text(json.dumps(idx) + "\n" + "".join(rest))
     with pytest.raises(ValueError, match="built for version 'v1.0-trainval'"):
         NuScenesDataset(root, V, "all", index_file=tmp_path / "other.json")
     (tmp_path / "junk.json").write_text("{not json")
     with pytest.raises(ValueError, match="corrupt kd3d index"):
         NuScenesDataset(root, V, "all", index_file=tmp_path / "junk.json")
+    (tmp_path / "trunc.json").write_text(head + "".join(rest[:-2]))
+    with pytest.raises(ValueError, match="truncated"):
+        NuScenesDataset(root, V, "all", index_file=tmp_path / "trunc.json")
+    (tmp_path / "badline.json").write_text(head + "".join(rest[:-1]) + rest[-1].replace('"cams"', '"ca'))
+    with pytest.raises(ValueError, match="corrupt sample entry"):
+        NuScenesDataset(root, V, "all", index_file=tmp_path / "badline.json")[5]
     with (root / V / "sample.json").open("a") as f:
         f.write(" ")
     with pytest.raises(ValueError, match="stale"):
