@@ -87,3 +87,29 @@ def test_bad_details(tmp_path):
         load_metric_details(tmp_path)
     with pytest.raises(FileNotFoundError):
         load_metric_details(tmp_path / "nope")
+
+
+def test_plots_from_kd3d_evaluator_output(tmp_path):
+    """kd3d.eval.nuscenes_det writes the devkit layout; a perfect detector draws precision 1 up to recall 1."""
+    from kd3d.eval.formats import NuscBoxes
+    from kd3d.eval.nuscenes_det import evaluate_boxes
+
+    n = 6
+    xy = np.stack([np.arange(n) * 6.0 + 5, np.zeros(n)], 1)
+    common = dict(translation=np.column_stack([xy, np.zeros(n)]), size=np.tile([1.9, 4.5, 1.6], (n, 1)),
+                  rotation=np.tile([1.0, 0, 0, 0], (n, 1)), velocity=np.zeros((n, 2)), label=np.zeros(n),
+                  attr=np.full(n, 2))
+    gt = NuscBoxes(["s0"], np.zeros(n), score=np.full(n, -1.0), num_pts=np.full(n, 10), **common)
+    pred = NuscBoxes(["s0"], np.zeros(n), score=np.linspace(0.9, 0.4, n), **common)
+    evaluate_boxes(gt, pred).write(tmp_path)
+    details = load_metric_details(tmp_path)
+    summary = load_metrics_summary(tmp_path)
+    assert summary["label_aps"]["car"]["2.0"] == pytest.approx(1.0)
+    fig = plot_pr_curves(details, summary, classes=["car"])
+    red = (214, 39, 40)  # the 4 m curve, drawn last, lies on top of the three identical others
+    img, u, v = _pixel(fig, fig.axes[0], 0.5, 1.0)
+    assert _has_color(img, u, v, red)
+    img, u, v = _pixel(fig, fig.axes[0], 0.5, 0.5)
+    assert not _has_color(img, u, v, red)
+    files = render_eval_plots(tmp_path, tmp_path / "plots")
+    assert len(files) == 3
