@@ -23,7 +23,10 @@ Sample
   bev_aug          (4, 4) float64 the BEV augmentation applied to the LiDAR frame
                    (``p_aug = bev_aug @ p``); identity when none
   timestamp        float seconds
-  meta             dict of dataset-specific extras (scene name, KITTI calib, difficulty, ...)
+  meta             dict of dataset-specific extras (scene name, KITTI calib, difficulty, ...);
+                   ``meta["box_meta"]``: dict of per-box arrays (M, ...) aligned with gt_boxes
+                   (nuScenes: instance, ann_token, category; KITTI: name, truncation, occlusion,
+                   alpha, bbox, difficulty), kept aligned by kd3d.data.transforms
 """
 from __future__ import annotations
 
