@@ -225,6 +225,28 @@ class TeacherCache:
                     written += 1
         return written
 
+    @torch.no_grad()
+    def fill(self, teacher: torch.nn.Module, batch) -> int:
+        """Run ``teacher`` on ``batch`` and store the samples not cached yet; returns how many.
+
+        Cached features are tied to the sample token, so the inputs must be deterministic: a
+        batch with a BEV augmentation (``bev_aug`` not identity) cannot be cached.
+        """
+        tokens = [s.token for s in batch.samples]
+        missing = [t for t in tokens if not self.has(t)]
+        if not missing:
+            return 0
+        aug = getattr(batch, "bev_aug", None)
+        if aug is not None and not torch.allclose(aug.float().cpu(), torch.eye(4).expand_as(aug.cpu()), atol=1e-6):
+            raise ValueError(f"teacher cache {self.root}: batch {tokens} is augmented (bev_aug != identity); "
+                             "cached teacher features would not match. Disable train augmentation or the cache")
+        teacher.eval()
+        out = teacher(batch)
+        for token, entry in zip(tokens, _split(out.feats, self.keys, batch, len(tokens))):
+            if token in missing:
+                self.write(token, entry)
+        return len(missing)
+
     def output_for(self, batch, device=None) -> ModelOutput:
         """The cached teacher ``ModelOutput`` (float32) for ``batch``, collated like the model's."""
         if device is None and getattr(batch, "points", None):

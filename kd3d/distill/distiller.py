@@ -98,7 +98,10 @@ class Distiller(nn.Module):
     The teacher never receives gradients (``requires_grad`` off, forward under ``no_grad``) and
     stays in eval mode (BatchNorm statistics and dropout frozen) even when the Distiller is put
     in train mode. ``teacher_cache`` (a :class:`kd3d.distill.cache.TeacherCache`) replaces the
-    teacher forward by cached features. ``student_weight`` scales the student's own losses.
+    teacher forward by cached features; with a teacher as well, samples missing from the cache
+    are computed and stored on the fly (the first epoch fills it). The deployable model is
+    ``student`` (predict with ``student.predict``). ``student_weight`` scales the student's own
+    losses.
     """
 
     def __init__(self, *, student: nn.Module, teacher: nn.Module | None, terms: list[DistillTerm],
@@ -153,6 +156,8 @@ class Distiller(nn.Module):
     def teacher_forward(self, batch) -> ModelOutput:
         """Teacher features for ``batch``: from the cache when one is set, else a no-grad forward."""
         if self.teacher_cache is not None:
+            if self.teacher is not None:
+                self.teacher_cache.fill(self.teacher, batch)  # first epoch: run the teacher, store
             return self.teacher_cache.output_for(batch)
         with torch.no_grad():
             return self.teacher(batch)
@@ -184,12 +189,6 @@ class Distiller(nn.Module):
     @staticmethod
     def total_loss(losses: dict[str, torch.Tensor]) -> torch.Tensor:
         return sum(losses.values())
-
-    @torch.no_grad()
-    def predict(self, batch) -> list[dict]:
-        """Student predictions (the deployable model)."""
-        out = self.student(batch)
-        return self.student.predict(out, batch)
 
     # ------------------------------------------------------------ checkpoints
     def student_state_dict(self) -> dict[str, torch.Tensor]:

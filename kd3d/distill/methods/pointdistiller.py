@@ -52,11 +52,15 @@ def knn_indices(feat: torch.Tensor, k: int) -> torch.Tensor:
     return torch.argsort(d, dim=1, stable=True)[:, :k]
 
 
-def voxel_point_counts(points: torch.Tensor, indices: torch.Tensor, *, voxel_size, point_range,
-                       spatial_shape) -> torch.Tensor:
+def voxel_point_counts(points: torch.Tensor, indices: torch.Tensor, *, point_range, spatial_shape,
+                       voxel_size=None) -> torch.Tensor:
     """Points of one sample falling in each voxel ``indices`` (M, 3) ``z y x`` of a grid with
-    ``voxel_size`` (vx, vy, vz) starting at ``point_range[:3]``. Returns (M,) float."""
+    ``voxel_size`` (vx, vy, vz) starting at ``point_range[:3]`` (default: the range divided by
+    ``spatial_shape`` (Z, Y, X), i.e. the voxel size of a strided sparse stage). Returns (M,) float."""
     z, y, x = (int(v) for v in spatial_shape)
+    if voxel_size is None:
+        voxel_size = [(point_range[3] - point_range[0]) / x, (point_range[4] - point_range[1]) / y,
+                      (point_range[5] - point_range[2]) / z]
     p = points[:, :3].double()
     lo = torch.tensor(point_range[:3], dtype=torch.float64, device=p.device)
     vs = torch.tensor(voxel_size, dtype=torch.float64, device=p.device)
@@ -94,8 +98,8 @@ class PointDistillerLoss(nn.Module):
     """The PointDistiller term (see the module docstring).
 
     ``student``/``teacher``: ``SparseConvTensor`` (voxel detectors) or (B, C, H, W) maps
-    (pillar detectors). ``importance='points'`` requires ``voxel_size`` and ``point_range`` of
-    the distilled stage (sparse inputs only).
+    (pillar detectors). ``importance='points'`` (sparse inputs only) requires the model's
+    ``point_range``; the stage's voxel size defaults to the range over the spatial shape.
     """
 
     def __init__(self, *, student_channels: int, teacher_channels: int, graph_channels: int = 64,
@@ -104,8 +108,8 @@ class PointDistillerLoss(nn.Module):
         super().__init__()
         if importance not in ("points", "feature_max"):
             raise ValueError(f"PointDistillerLoss: importance must be 'points' or 'feature_max', got {importance!r}")
-        if importance == "points" and (voxel_size is None or point_range is None):
-            raise ValueError("PointDistillerLoss: importance='points' needs voxel_size and point_range of the stage")
+        if importance == "points" and point_range is None:
+            raise ValueError("PointDistillerLoss: importance='points' needs the point_range of the model")
         self.student_edge = EdgeConv(student_channels, graph_channels)
         self.teacher_edge = EdgeConv(teacher_channels, graph_channels)
         self.num_items, self.k, self.tau = int(num_items), int(k), float(tau)
@@ -162,7 +166,7 @@ def pointdistiller_terms(*, student_channels: int, teacher_channels: int, featur
     """PointDistiller term on ``feature_key`` ('voxel' for SECOND-like, 'bev' for pillars).
 
     ``preset`` 'pointpillars' or 'second' fills N/K/tau (explicit values override). Importance
-    defaults to 'points' when a voxel size is given, else 'feature_max'. Returns ``(terms, {})``:
+    defaults to 'points' when ``point_range`` is given, else 'feature_max'. Returns ``(terms, {})``:
     the graph convs live in the loss module.
     """
     if preset and preset not in PRESETS:
@@ -171,7 +175,7 @@ def pointdistiller_terms(*, student_channels: int, teacher_channels: int, featur
     for name, v in (("num_items", num_items), ("k", k), ("tau", tau)):
         if v is not None:
             cfg[name] = v
-    importance = importance or ("points" if voxel_size is not None else "feature_max")
+    importance = importance or ("points" if point_range is not None else "feature_max")
     loss = PointDistillerLoss(student_channels=student_channels, teacher_channels=teacher_channels,
                               graph_channels=graph_channels, importance=importance, voxel_size=voxel_size,
                               point_range=point_range, **cfg)
