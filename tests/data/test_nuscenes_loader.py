@@ -147,14 +147,14 @@ def test_bad_inputs_give_clear_errors(nusc_root, tmp_path):
         NuScenesDataset(root, "v1.0-trainval", "all")
     bad = _copy(nusc_root, tmp_path)
     ds = NuScenesDataset(bad, V, "mini_train", sweeps=1)
-    lidar = bad / ds.entries[0]["lidar"]["path"]
+    lidar = bad / ds.entry(0)["lidar"]["path"]
     lidar.write_bytes(lidar.read_bytes()[:-8])
     with pytest.raises(ValueError, match=r"pcd\.bin: \d+ bytes is not a multiple of 5 float32"):
         ds[0]
-    (bad / ds.entries[1]["cams"]["CAM_BACK"]["path"]).unlink()
+    (bad / ds.entry(1)["cams"]["CAM_BACK"]["path"]).unlink()
     with pytest.raises(FileNotFoundError, match="camera image not found: .*CAM_BACK"):
         ds[1]
-    (bad / ds.entries[2]["cams"]["CAM_FRONT"]["path"]).write_bytes(b"not a jpeg")
+    (bad / ds.entry(2)["cams"]["CAM_FRONT"]["path"]).write_bytes(b"not a jpeg")
     with pytest.raises(ValueError, match="unreadable image"):
         ds[2]
     (bad / V / "sample.json").unlink()
@@ -167,11 +167,22 @@ def test_bad_inputs_give_clear_errors(nusc_root, tmp_path):
 def test_empty_point_cloud_is_a_valid_sample(nusc_root, tmp_path):
     root = _copy(nusc_root, tmp_path)
     ds = NuScenesDataset(root, V, "mini_train", sweeps=1, load_lidarseg=False, load_images=False)
-    (root / ds.entries[0]["lidar"]["path"]).write_bytes(b"")
+    (root / ds.entry(0)["lidar"]["path"]).write_bytes(b"")
     s = ds[0]
     assert s.points.shape == (0, 5) and s.num_key_points == 0 and len(s.gt_boxes) == 2
     with pytest.raises(ValueError, match="0 labels|labels for 0 points"):
         NuScenesDataset(root, V, "mini_train", sweeps=1, load_images=False)[0]
+    # a NaN / inf key-frame point is dropped together with its lidarseg label
+    ds = NuScenesDataset(root, V, "mini_train", sweeps=1, load_images=False)
+    path = root / ds.entry(1)["lidar"]["path"]
+    raw = np.fromfile(path, np.float32).reshape(-1, 5)
+    raw[5, 0], raw[7, 3] = np.nan, np.inf
+    raw.tofile(path)
+    s = ds[1]
+    keep = np.setdiff1d(np.arange(300), [5, 7])
+    assert s.num_key_points == 298 and np.isfinite(s.points).all()
+    np.testing.assert_array_equal(s.points[:, :4], raw[keep, :4])
+    np.testing.assert_array_equal(s.points_label, np.asarray(NUSC_LIDARSEG_FINE_TO_COARSE)[nusc_root[1]["world_label"][keep]])
 
 
 def test_options_sweeps_cameras_lidarseg(nusc_root):
