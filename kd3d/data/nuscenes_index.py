@@ -26,7 +26,7 @@ from kd3d.structures.boxes import Boxes3D
 from kd3d.structures.geometry import pose_matrix
 
 INDEX_FORMAT = "kd3d-nuscenes-index"
-INDEX_FORMAT_VERSION = 1
+INDEX_FORMAT_VERSION = 2  # 2: JSON lines
 # Tables whose byte sizes fingerprint a version folder (checked when an index is reused).
 FINGERPRINT_TABLES = ("scene.json", "sample.json", "sample_data.json", "sample_annotation.json")
 _REQUIRED_TABLES = ("scene", "sample", "sample_data", "ego_pose", "calibrated_sensor", "sensor",
