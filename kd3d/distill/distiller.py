@@ -70,25 +70,43 @@ def _fetch(out: ModelOutput, key, who: str):
 def load_checkpoint_into(model: nn.Module, path, *, strict: bool = True) -> dict:
     """Load a checkpoint (``torch.load(weights_only=True)``) into ``model``.
 
-    Accepts a bare state dict or a dict holding it under ``model``/``state_dict``/``student``.
-    With ``strict`` a mismatch raises ``ValueError`` listing the missing and unexpected keys.
-    Returns the loaded state dict.
+    ``path``: a checkpoint file, or a training work dir / its ``checkpoints`` folder (the latest
+    ``ckpt_step*.pth`` is used). Accepts a bare state dict or a dict holding it under
+    ``student`` (a distillation checkpoint: the deployable student), ``model`` or ``state_dict``.
+    With ``strict`` a mismatch raises ``ValueError`` listing the missing and unexpected keys and
+    the shape mismatches. Returns the loaded state dict.
     """
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_dir():
+        ckpts = sorted((path / "checkpoints" if (path / "checkpoints").is_dir() else path).glob("ckpt_step*.pth"))
+        if not ckpts:
+            raise FileNotFoundError(f"no ckpt_step*.pth checkpoint under {path}")
+        path = ckpts[-1]
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
     obj = torch.load(path, map_location="cpu", weights_only=True)
     state = obj
     if isinstance(obj, dict):
-        for k in ("model", "state_dict", "student"):
+        for k in ("student", "model", "state_dict"):
             if k in obj and isinstance(obj[k], dict):
                 state = obj[k]
                 break
     if not isinstance(state, dict):
         raise ValueError(f"checkpoint {path}: expected a state dict, got {type(state).__name__}")
-    result = model.load_state_dict(state, strict=False)
-    if strict and (result.missing_keys or result.unexpected_keys):
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                    for k in set(own) & set(state)
+                    if hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape))
+    if shapes or (strict and (missing or unexpected)):
         raise ValueError(
-            f"checkpoint {path} does not fit {type(model).__name__}: "
-            f"missing keys {list(result.missing_keys)}, unexpected keys {list(result.unexpected_keys)}"
+            f"checkpoint {path} does not fit {type(model).__name__}: missing keys {missing}, "
+            f"unexpected keys {unexpected}, shape mismatches {shapes}"
         )
+    model.load_state_dict(state, strict=False)
     return state
 
 

@@ -121,3 +121,34 @@ def test_taps_record_submodule_outputs():
     assert torch.equal(tapped(batch).feats["stage2_copy"], out.feats["bev_stage2"])
     with pytest.raises(KeyError, match="no submodule"):
         FeatureTaps(model, {"x": "does.not.exist"})
+
+
+def test_load_checkpoint_from_work_dir_prefers_student(tmp_path):
+    src = TinyBEVDetector(grid=GRID, width=4)
+    other = TinyBEVDetector(grid=GRID, width=8)
+    (tmp_path / "checkpoints").mkdir()
+    torch.save({"model": other.state_dict(), "student": src.state_dict()}, tmp_path / "checkpoints" / "ckpt_step00000002.pth")
+    torch.save({"model": other.state_dict()}, tmp_path / "checkpoints" / "ckpt_step00000001.pth")
+    bare = TinyBEVDetector(grid=GRID, width=4)
+    load_checkpoint_into(bare, tmp_path)  # the latest step, its student entry
+    assert torch.equal(bare.head["reg"].weight, src.head["reg"].weight)
+    with pytest.raises(ValueError, match="shape mismatches"):
+        load_checkpoint_into(bare, tmp_path / "checkpoints" / "ckpt_step00000001.pth")
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint_into(bare, tmp_path / "nope.pth")
+
+
+def test_generic_terms_from_config():
+    from kd3d.distill.methods import build_terms
+
+    terms, adapters = build_terms("generic", terms=[
+        {"name": "fit", "loss": "mse", "student_key": "bev_neck", "teacher_key": "bev_neck",
+         "student_channels": 8, "teacher_channels": 16},
+        {"name": "kl", "loss": "kl", "student_key": "heatmap", "teacher_key": "heatmap", "temperature": 2.0,
+         "weight": 0.5}])
+    assert [t.name for t in terms] == ["fit", "kl"] and terms[1].loss.temperature == 2.0
+    assert set(adapters) == {"generic_fit"}
+    with pytest.raises(ValueError, match="loss must be one of"):
+        build_terms("generic", terms=[{"name": "x", "loss": "l3", "student_key": "a", "teacher_key": "a"}])
+    with pytest.raises(KeyError, match="unknown distillation method"):
+        build_terms("nope")

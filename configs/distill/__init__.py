@@ -1,0 +1,1 @@
+"""Distillation experiment configs (teacher -> student, one file per experiment)."""

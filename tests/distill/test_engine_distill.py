@@ -1,0 +1,44 @@
+"""Distillation through the training engine: teacher trained by ``kd3d train toy``, student by
+``configs/distill/*`` (the ``cfg.distill`` hook), checkpoints and evaluation of the student."""
+import dataclasses
+
+import pytest
+import torch
+
+from kd3d.distill import DistillConfig
+from kd3d.engine.config import load_config, override
+from kd3d.engine.trainer import Trainer, evaluate, run_experiment
+
+
+def _quiet(cfg, **values):
+    cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, progress=False, tensorboard=False))
+    return override(cfg, values)
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory):
+    work = tmp_path_factory.mktemp("toy_teacher")
+    run_experiment(_quiet(load_config("toy"), **{"optim.max_steps": 4, "runtime.ckpt_interval": 4}), work)
+    return work
+
+
+@pytest.mark.parametrize("config", ["distill/toy_fitnet", "distill/toy_distillbev"])
+def test_train_student_through_engine(config, teacher_dir, tmp_path):
+    cfg = _quiet(load_config(config), **{"optim.max_steps": 3, "runtime.ckpt_interval": 3,
+                                         "distill.teacher_checkpoint": str(teacher_dir)})
+    assert isinstance(cfg.distill, DistillConfig)
+    trainer = Trainer(cfg, tmp_path)
+    teacher_state = {k: v.clone() for k, v in trainer.module.teacher.state_dict().items()}
+    trainer.fit()
+    assert all(torch.equal(v, teacher_state[k]) for k, v in trainer.module.teacher.state_dict().items())
+    ckpt = sorted((tmp_path / "checkpoints").glob("ckpt_step*.pth"))[-1]
+    state = torch.load(ckpt, weights_only=True)
+    assert set(state["student"]) == set(trainer.model.state_dict())
+    metrics = evaluate(cfg, ckpt, tmp_path / "eval")
+    assert "ap" in metrics
+
+
+def test_untrained_teacher_is_refused(tmp_path):
+    cfg = _quiet(load_config("distill/toy_fitnet"), **{"distill.teacher_checkpoint": ""})
+    with pytest.raises(ValueError, match="untrained teacher"):
+        Trainer(cfg, tmp_path)
