@@ -7,7 +7,8 @@ boxes. Controls: drag = orbit, shift/right-drag = pan, wheel = zoom; checkboxes 
 GT and predictions; a slider sets the score threshold; buttons switch between a 3D view and a
 top (BEV) view (+x up, +y left, as in :func:`kd3d.vis.bev.render_bev`).
 
-The URL fragment sets the initial state, e.g. ``sample.html#view=bev&gt=0&pred=1&thr=0.3``.
+A drop-down switches the point colours (height, intensity, time lag, range, lidarseg label).
+The URL fragment sets the initial state, e.g. ``sample.html#view=bev&gt=0&pred=1&thr=0.3&color=time``.
 """
 from __future__ import annotations
 
@@ -27,16 +28,31 @@ def scene_payload(sample, preds: dict | None = None, *, color_by: str = "height"
     """The JSON-able scene the viewer draws.
 
     ``points``: base64 of (N, 3) float32 LiDAR xyz (randomly subsampled to ``max_points``);
-    ``colors``: base64 of (N, 3) uint8; ``boxes``: list of ``{"kind": "gt"|"pred", "corners":
+    ``colors``: scheme -> base64 of (N, 3) uint8, for ``color_by`` first, then every other
+    scheme the sample supports (height, intensity, time, depth; label when it has lidarseg
+    labels, which only covers key-frame points: the others are grey); ``boxes``: list of ``{"kind": "gt"|"pred", "corners":
     (8, 3) LiDAR frame (Boxes3D.corners order), "color", "label", "score"}``.
     """
     pts = np.asarray(sample.points)
     if color_by == "label":
         pts = pts[: sample.num_key_points]
-    cols = point_colors(pts, color_by, labels=sample.points_label)
+    schemes = [color_by] + [c for c in ("height", "intensity", "time", "depth") if c != color_by]
+    if sample.points_label is not None and "label" not in schemes:
+        schemes.append("label")
     if len(pts) > max_points:
         idx = np.sort(np.random.default_rng(seed).choice(len(pts), max_points, replace=False))
-        pts, cols = pts[idx], cols[idx]
+        pts = pts[idx]
+    else:
+        idx = np.arange(len(pts))
+    colors = {}
+    for scheme in schemes:
+        if scheme == "label":  # labels cover the key frame only: pad the sweeps' points as unlabelled
+            nk = sample.num_key_points
+            cols = point_colors(sample.points[:nk], "label", labels=sample.points_label)
+            cols = np.concatenate([cols, np.full((len(sample.points) - nk, 3), 128, np.uint8)])[idx]
+        else:
+            cols = point_colors(pts, scheme)
+        colors[scheme] = base64.b64encode(np.ascontiguousarray(cols, dtype=np.uint8).tobytes()).decode("ascii")
     names = list(class_names) if class_names is not None else None
 
     def label_name(l):
@@ -52,7 +68,7 @@ def scene_payload(sample, preds: dict | None = None, *, color_by: str = "height"
         "token": str(sample.token),
         "n": int(len(pts)),
         "points": base64.b64encode(np.ascontiguousarray(pts[:, :3], dtype="<f4").tobytes()).decode("ascii"),
-        "colors": base64.b64encode(np.ascontiguousarray(cols, dtype=np.uint8).tobytes()).decode("ascii"),
+        "colors": colors,
         "boxes": boxes,
         "color_by": color_by,
     }
@@ -99,7 +115,8 @@ html,body{margin:0;height:100%;background:#000;overflow:hidden;font:12px sans-se
 <label><input type="checkbox" id="t_pred" checked>predictions</label>
 <label><input type="checkbox" id="t_text" checked>scores</label><br>
 score &ge; <input type="range" id="thr" min="0" max="1" step="0.01" value="0"> <span id="thr_v">0.00</span>
-<button id="v3d">3D</button><button id="vbev">BEV</button></div>
+<button id="v3d">3D</button><button id="vbev">BEV</button>
+colour <select id="scheme"></select></div>
 <div id="info"></div>
 <script id="scene" type="application/json">__DATA__</script>
 <script>__JS__</script>
@@ -111,9 +128,11 @@ _JS = r"""
 'use strict';
 var S = JSON.parse(document.getElementById('scene').textContent);
 function b64(s){var b=atob(s),u=new Uint8Array(b.length);for(var i=0;i<b.length;i++)u[i]=b.charCodeAt(i);return u;}
-var P = new Float32Array(b64(S.points).buffer), C = b64(S.colors), N = S.n;
+var P = new Float32Array(b64(S.points).buffer), N = S.n, CS = {}, C;
+Object.keys(S.colors).forEach(function(k){CS[k]=b64(S.colors[k]);});
 var cv = document.getElementById('c'), ctx = cv.getContext('2d');
-var st = {yaw: Math.PI, pitch: 0.5, dist: 45, tx: 10, ty: 0, tz: 0, points: true, gt: true, pred: true, text: true, thr: 0};
+var st = {yaw: Math.PI, pitch: 0.5, dist: 45, tx: 10, ty: 0, tz: 0, points: true, gt: true, pred: true, text: true, thr: 0,
+          color: S.color_by};
 function setView(v){ if(v==='bev'){st.yaw=Math.PI;st.pitch=1.5607;st.dist=90;st.tx=0;st.ty=0;}
   else {st.yaw=Math.PI;st.pitch=0.5;st.dist=45;st.tx=10;st.ty=0;} }
 // initial state from the URL fragment: view=bev|3d, points/gt/pred/text=0|1, thr=0..1
@@ -121,6 +140,7 @@ function setView(v){ if(v==='bev'){st.yaw=Math.PI;st.pitch=1.5607;st.dist=90;st.
   var p=kv.split('='); if(p.length!==2) return;
   if(p[0]==='view') setView(p[1]);
   else if(p[0]==='thr') st.thr=parseFloat(p[1])||0;
+  else if(p[0]==='color') st.color=decodeURIComponent(p[1]);
   else if(p[0] in st) st[p[0]] = p[1]!=='0';
 });
 function cam(W,H){
@@ -145,7 +165,7 @@ function draw(){
   var c=cam(W,H), img=ctx.createImageData(W,H), px=img.data, zb=new Float32Array(W*H);
   for(var i=3;i<px.length;i+=4) px[i]=255;
   zb.fill(Infinity);
-  var shown=0;
+  var shown=0; C = CS[st.color] || CS[S.color_by];
   if(st.points){ for(var k=0;k<N;k++){
     var q=toCam(c,P[3*k],P[3*k+1],P[3*k+2]); if(q[2]<NEAR) continue;
     var u=Math.floor(c.fl*q[0]/q[2]+W/2), v=Math.floor(c.fl*q[1]/q[2]+H/2), s=q[2]<20?1:0;
@@ -163,13 +183,16 @@ function draw(){
     if(st.text&&b.score!==null&&cc[4][2]>NEAR){ ctx.setLineDash([]); ctx.fillStyle=ctx.strokeStyle; ctx.font='12px sans-serif';
       ctx.fillText(b.label+' '+b.score.toFixed(2), c.fl*cc[4][0]/cc[4][2]+W/2, c.fl*cc[4][1]/cc[4][2]+H/2-4); }
   });
-  document.getElementById('info').textContent = S.token+': '+N+' points ('+S.color_by+'), '+nb+' boxes shown';
+  document.getElementById('info').textContent = S.token+': '+N+' points ('+st.color+'), '+nb+' boxes shown';
   document.body.setAttribute('data-rendered', String(shown));
 }
 function bind(id,key){var el=document.getElementById(id); el.checked=st[key]; el.onchange=function(){st[key]=el.checked;draw();};}
 bind('t_points','points'); bind('t_gt','gt'); bind('t_pred','pred'); bind('t_text','text');
 var thr=document.getElementById('thr'); thr.value=st.thr; document.getElementById('thr_v').textContent=st.thr.toFixed(2);
 thr.oninput=function(){st.thr=parseFloat(thr.value);document.getElementById('thr_v').textContent=st.thr.toFixed(2);draw();};
+var sel=document.getElementById('scheme');
+Object.keys(CS).forEach(function(k){var o=document.createElement('option'); o.value=k; o.textContent=k; sel.appendChild(o);});
+sel.value = (st.color in CS) ? st.color : S.color_by; sel.onchange=function(){st.color=sel.value; draw();};
 document.getElementById('v3d').onclick=function(){setView('3d');draw();};
 document.getElementById('vbev').onclick=function(){setView('bev');draw();};
 var drag=null;

@@ -81,3 +81,20 @@ def test_viewer_bev_layout(page, tmp_path):
     assert u > cx + 40 and abs(v - cy) < 30
     u, v = centroid(CLASS_COLORS[5])  # pedestrian at (-8, +6): below and left
     assert v > cy + 20 and u < cx - 15
+
+
+def test_color_schemes(sample, tmp_path):
+    from kd3d.vis.colors import LIDARSEG_COLORS
+
+    path = tmp_path / "c.html"
+    render_html(sample, None, out=path, color_by="height")
+    payload = scene_payload(sample, None, color_by="height")
+    assert list(payload["colors"])[:1] == ["height"] and {"intensity", "time", "label"} <= set(payload["colors"])
+    import base64
+    lab = np.frombuffer(base64.b64decode(payload["colors"]["label"]), np.uint8).reshape(-1, 3)
+    assert (lab[:3000] == LIDARSEG_COLORS[11]).all() and (lab[sample.num_key_points:] == 128).all()
+    # in the browser: the label scheme paints the ground in the driveable-surface colour
+    img = _screenshot(path, tmp_path, "#color=label&gt=0&pred=0")[80:H - 30]
+    assert _mask(img, LIDARSEG_COLORS[11], tol=3).sum() > 500
+    img = _screenshot(path, tmp_path, "#gt=0&pred=0")[80:H - 30]
+    assert _mask(img, LIDARSEG_COLORS[11], tol=3).sum() == 0

@@ -111,5 +111,3 @@ def test_plots_from_kd3d_evaluator_output(tmp_path):
     assert _has_color(img, u, v, red)
     img, u, v = _pixel(fig, fig.axes[0], 0.5, 0.5)
     assert not _has_color(img, u, v, red)
-    files = render_eval_plots(tmp_path, tmp_path / "plots")
-    assert len(files) == 3
