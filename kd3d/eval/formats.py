@@ -185,6 +185,8 @@ def _check_box(source: str, token: str, j: int, box) -> None:
     _check_vector(source, where, "rotation", box["rotation"], 4)
     if sum(v * v for v in box["rotation"]) == 0:
         raise _bad(source, where, "'rotation' is the zero quaternion")
+    if "num_pts" in box and (isinstance(box["num_pts"], bool) or not isinstance(box["num_pts"], int)):
+        raise _bad(source, where, f"'num_pts' must be an integer, got {box['num_pts']!r}")
     _check_vector(source, where, "velocity", box["velocity"], 2)
     name = box["detection_name"]
     if name not in _CLASS_INDEX:
@@ -281,7 +283,10 @@ def _fast_arrays(flat: list, sidx: list, tokens: list) -> NuscBoxes | None:
             ok_attr[c, _ATTR_INDEX[a]] = True
     if not ok_attr[label, attr].all():
         return None
-    return NuscBoxes(tokens, np.asarray(sidx), trans, size, rot, vel, label, score, attr)
+    pts = [b.get("num_pts", -1) for b in flat]  # the devkit honours num_pts when a submission has it
+    if any(isinstance(p, bool) or not isinstance(p, int) for p in pts):
+        return None
+    return NuscBoxes(tokens, np.asarray(sidx), trans, size, rot, vel, label, score, attr, np.asarray(pts))
 
 
 def check_sample_set(found, expected, source: str = "submission") -> None:
