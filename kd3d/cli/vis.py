@@ -126,10 +126,10 @@ def load_predictions(path, sample) -> dict:
         print(f"kd3d vis: {path} has no boxes for sample {sample.token}")
         return {"boxes": Boxes3D(), "scores": np.zeros(0), "labels": np.zeros(0, np.int64)}
     rows = boxes.select(boxes.sample_idx == boxes.sample_tokens.index(sample.token))
-    ego2lidar = np.linalg.inv(sample.bev_aug)  # undo a BEV augmentation, if any (identity otherwise)
-    lidar = Boxes3D.from_nuscenes(rows.translation, rows.size, rows.rotation, rows.velocity,
-                                  sample.lidar2ego @ ego2lidar, sample.ego2global)
-    return {"boxes": lidar.transform(sample.bev_aug), "scores": rows.score, "labels": rows.label}
+    # the sample's (possibly BEV-augmented) LiDAR frame -> ego: lidar2ego @ inv(bev_aug)
+    aug2ego = np.asarray(sample.lidar2ego) @ np.linalg.inv(sample.bev_aug)
+    lidar = Boxes3D.from_nuscenes(rows.translation, rows.size, rows.rotation, rows.velocity, aug2ego, sample.ego2global)
+    return {"boxes": lidar, "scores": rows.score, "labels": rows.label}
 
 
 def _preds(args, sample):

@@ -189,3 +189,24 @@ def test_kitti_scene_and_camera_colors_by_class_name(vis_kitti, tmp_path):
     assert main(["vis", "cameras", "--format", "kitti", "--dataroot", vis_kitti["root"], "--tile-width", "414",
                  "--out", str(cams)]) == 0
     assert np.asarray(Image.open(cams)).shape == (125, 414, 3)  # one camera, one tile
+
+
+def test_load_predictions_frames(sample, tmp_path):
+    """Results (global frame) come back in the sample's LiDAR frame, BEV augmentation included."""
+    import dataclasses
+
+    from kd3d.cli.vis import load_predictions
+    from kd3d.eval.formats import boxes_from_kd3d, write_submission
+    from kd3d.structures.geometry import pose_matrix, rotation_z
+
+    l2e = pose_matrix(rotation_z(np.pi / 2), [0.9, 0.0, 1.8])
+    e2g = pose_matrix(rotation_z(0.3), [100.0, 50.0, 0.0])
+    s = dataclasses.replace(sample, lidar2ego=l2e, ego2global=e2g)
+    sub = boxes_from_kd3d([s.token], [s.gt_boxes], [np.array([0.9, 0.8])], [np.array([0, 5])], [l2e], [e2g])
+    path = write_submission(tmp_path / "r.json", sub)
+    got = load_predictions(path, s)
+    np.testing.assert_allclose(got["boxes"].data[:, :7], s.gt_boxes.data[:, :7], atol=1e-6)
+    assert got["labels"].tolist() == [0, 5] and np.allclose(got["scores"], [0.9, 0.8])
+    aug = pose_matrix(rotation_z(0.4), [1.0, -2.0, 0.0])
+    got = load_predictions(path, dataclasses.replace(s, bev_aug=aug))
+    np.testing.assert_allclose(got["boxes"].data[:, :6], s.gt_boxes.transform(aug).data[:, :6], atol=1e-6)
