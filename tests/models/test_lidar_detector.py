@@ -64,8 +64,13 @@ def test_forward_backward_named_features(build, batch):
     if build is _voxel:
         assert is_sparse_tensor(f["voxel"]) and f["bev"].shape[-2:] == (16, 16)
     else:
-        assert f["voxel"].ndim == 2 and f["voxel_coords"].shape == (f["voxel"].shape[0], 4)
+        assert is_sparse_tensor(f["voxel"]) and list(f["voxel"].spatial_shape) == [1, 64, 64]
         assert f["bev"].shape[-2:] == (64, 64) and "bev_stage3" in f
+        # the canvas holds each pillar's features at its (y, x) cell
+        idx = f["voxel"].indices.long()
+        dense = f["bev"][idx[:, 0], :, idx[:, 2], idx[:, 3]]
+        assert torch.equal(dense, f["voxel"].features)
+        assert int((f["bev"].abs().sum(1) > 0).sum()) <= idx.shape[0]
     losses = model.loss(out, batch)
     assert set(losses) == {"heatmap", "bbox", "attr"}
     total = sum(losses.values())

@@ -7,9 +7,9 @@ with :mod:`kd3d.models.lidar.presets`.
 Named features (``ModelOutput.feats``):
 
 ==============  ===========================================================================
-``voxel``       voxel encoder: SparseConvTensor of the last sparse stage (stride 8, before
-                the out conv); pillar encoder: (V, C) pillar features (+ ``voxel_coords``
-                (V, 4) int32 ``b z y x`` on the pillar grid)
+``voxel``       SparseConvTensor. Voxel encoder: the last sparse stage (stride 8, before the
+                out conv); pillar encoder: the (V, C) pillar features on the (1, ny, nx)
+                pillar grid (stride 1)
 ``bev``         (B, C, H0, W0) dense BEV map entering the 2D backbone (on ``encoder.bev_grid``)
 ``bev_stage{k}`` (B, C_k, H0 / S_k, W0 / S_k) 2D backbone stage outputs, k = 1, 2, ...
 ``bev_neck``    (B, C_neck, H, W) neck output = head input, on ``self.bev_grid``

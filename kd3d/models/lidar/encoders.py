@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from kd3d.models.backbones.sparse_encoder import SparseEncoder, scale_channels
-from kd3d.ops.spconv import Voxelizer
+from kd3d.ops.spconv import Voxelizer, sparse_tensor
 from kd3d.structures.bev import BEVGrid
 
 
@@ -106,8 +106,8 @@ class PillarEncoder(nn.Module):
         self.bev_grid = BEVGrid.from_range(pr, vs[:2])
 
     def forward(self, points: list[torch.Tensor]) -> dict:
-        """-> {"voxel": (V, C) pillar features, "voxel_coords": (V, 4) int ``b z y x``,
-        "bev": (B, C, ny, nx)}."""
+        """-> {"voxel": SparseConvTensor of the (V, C) pillar features on the (1, ny, nx) pillar
+        grid (indices ``b 0 y x``), "bev": (B, C, ny, nx) the scattered canvas}."""
         voxels, coords, num = self.voxelizer.batch(points)
         feats = self.pfn(voxels, num, coords)
         B = len(points)
@@ -116,4 +116,5 @@ class PillarEncoder(nn.Module):
         flat = coords[:, 2].long() * nx + coords[:, 3].long()
         b = coords[:, 0].long()
         canvas = canvas.permute(0, 2, 1).index_put((b, flat), feats).permute(0, 2, 1)
-        return {"voxel": feats, "voxel_coords": coords, "bev": canvas.reshape(B, self.bev_channels, ny, nx)}
+        pillars = sparse_tensor(feats, coords, (1, ny, nx), B)
+        return {"voxel": pillars, "bev": canvas.reshape(B, self.bev_channels, ny, nx)}
