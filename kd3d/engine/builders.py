@@ -15,12 +15,20 @@ from kd3d.models.base import ModelOutput
 
 # model name -> factory(**model.kwargs) returning a kd3d BaseModel
 MODELS: dict[str, str] = {
+    "centerpoint_voxel": "kd3d.models.lidar.presets:centerpoint_voxel",
+    "centerpoint_pillar": "kd3d.models.lidar.presets:centerpoint_pillar",
+    "camera_bev_nuscenes": "kd3d.engine.builders:_camera_bev_nuscenes",
+    "camera_bev_synthetic": "kd3d.engine.builders:_camera_bev_synthetic",
+    "fusion_centerpoint": "kd3d.engine.builders:_fusion_centerpoint",
+    "sparse_unet_seg": "kd3d.models.seg.segmenter:sparse_unet_seg",
     "toy_bev": "kd3d.engine.toy:make_toy_model",
 }
 
 # dataset name -> factory(root=, version=, split=, train=, **kwargs) returning a Sample dataset
 DATASETS: dict[str, str] = {
-    "toy": "kd3d.engine.builders:_toy_dataset",
+    "nuscenes": "kd3d.engine.datasets:nuscenes_dataset",
+    "kitti": "kd3d.engine.datasets:kitti_dataset",
+    "toy": "kd3d.engine.datasets:toy_dataset",
 }
 
 
@@ -36,6 +44,52 @@ def _lookup(table: dict[str, str], name: str, field: str):
     if name not in table:
         raise ConfigError(f"{field}: unknown name {name!r}; known: {sorted(table)}")
     return _import(table[name], f"{field}={name!r}")
+
+
+def as_grid(value):
+    """A :class:`BEVGrid` from a BEVGrid, ``[xmin, ymin, xmax, ymax, dx, dy]`` or the name of a
+    LiDAR preset scale (``"synthetic"``/``"nuscenes"``: that teacher's head grid)."""
+    from kd3d.structures.bev import BEVGrid
+
+    if value is None or isinstance(value, BEVGrid):
+        return value
+    if isinstance(value, str):
+        from kd3d.models.lidar.presets import head_grid
+
+        return head_grid(value)
+    if len(value) != 6:
+        raise ConfigError(f"model.kwargs.grid: expected [xmin, ymin, xmax, ymax, dx, dy], got {value!r}")
+    return BEVGrid(*(float(v) for v in value))
+
+
+def _camera_kwargs(kw: dict) -> dict:
+    kw = dict(kw)
+    if "grid" in kw:
+        kw["grid"] = as_grid(kw["grid"])
+    for key in ("image_size", "depth_bins", "z_range", "bev_channels", "bev_blocks", "bev_strides"):
+        if key in kw:
+            kw[key] = tuple(kw[key])
+    return kw
+
+
+def _camera_bev_nuscenes(**kw):
+    from kd3d.models.camera.presets import camera_bev_nuscenes
+
+    return camera_bev_nuscenes(**_camera_kwargs(kw))
+
+
+def _camera_bev_synthetic(**kw):
+    from kd3d.models.camera.presets import camera_bev_synthetic
+
+    return camera_bev_synthetic(**_camera_kwargs(kw))
+
+
+def _fusion_centerpoint(**kw):
+    from kd3d.models.fusion.presets import fusion_centerpoint
+
+    if kw.get("camera"):
+        kw["camera"] = _camera_kwargs(kw["camera"])
+    return fusion_centerpoint(**kw)
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:
@@ -55,12 +109,6 @@ def build_dataset(cfg: DataConfig, split: str, *, train: bool):
     if len(ds) == 0:
         raise ConfigError(f"data: split {split!r} of {cfg.dataset!r} at {cfg.root} is empty")
     return ds
-
-
-def _toy_dataset(*, root, version, split, train, **kwargs):
-    from kd3d.engine.toy import make_toy_dataset
-
-    return make_toy_dataset(split=split, **kwargs)
 
 
 class TrainStep(nn.Module):
@@ -104,11 +152,6 @@ def build_train_module(cfg: ExperimentConfig, model: nn.Module) -> nn.Module:
     except ImportError as exc:
         raise ConfigError(f"distill: kd3d.distill.build_distiller is not available ({exc})") from exc
     return build_distiller(cfg.distill, student=model)
-
-
-def student_of(module: nn.Module) -> nn.Module:
-    """The deployable model inside a train module (the module itself when not distilling)."""
-    return getattr(module, "student", module) if not hasattr(module, "predict") else module
 
 
 def build_optimizer(cfg: OptimConfig, module: nn.Module) -> torch.optim.Optimizer:

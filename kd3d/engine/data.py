@@ -9,7 +9,9 @@ restart. Two pieces give that:
 * :class:`SeededDataset` seeds Python's ``random``, numpy's global RNG and torch's CPU RNG from
   ``(seed, epoch, index)`` around every ``__getitem__``, so random augmentations depend on the
   sample alone, not on worker count or on what ran before. In the main process the previous
-  RNG states are restored afterwards (the model's RNG stream is untouched).
+  RNG states are restored afterwards (the model's RNG stream is untouched). Transforms that own
+  their generators (``kd3d.data.transforms``: ``dataset.transforms.reseed``) are reseeded with
+  ``[seed, epoch, index]`` before each sample.
 """
 from __future__ import annotations
 
@@ -53,6 +55,9 @@ class SeededDataset(Dataset):
         random.seed(s)
         np.random.seed(s % (2**32))
         torch.manual_seed(s)
+        transforms = getattr(self.dataset, "transforms", None)
+        if transforms is not None and hasattr(transforms, "reseed"):
+            transforms.reseed([self.seed, self.epoch, int(index)])
         try:
             return self.dataset[index]
         finally:

@@ -22,7 +22,7 @@ from torch import nn
 
 from kd3d.engine import dist
 from kd3d.engine.builders import (TrainStep, build_dataset, build_model, build_optimizer, build_scheduler,
-                                  build_train_module, student_of)
+                                  build_train_module)
 from kd3d.engine.checkpoint import (FORMAT, CheckpointError, atomic_save, capture_rng, checkpoint_path,
                                     latest_checkpoint, load_checkpoint, load_state_dict_checked, prune_checkpoints,
                                     restore_rng)
@@ -264,8 +264,7 @@ class Trainer:
         if self.cfg.eval.evaluator == "none":
             return {}
         ds, loader = self._val_loader()
-        model = student_of(self.module)
-        results = run_inference(model, loader, self.device, amp=self.amp, progress=self.cfg.runtime.progress)
+        results = run_inference(self.model, loader, self.device, amp=self.amp, progress=self.cfg.runtime.progress)
         metrics = {}
         if dist.is_main():
             out = self.work_dir / "eval" / f"step{self.step:08d}"

@@ -1,0 +1,31 @@
+"""Camera BEV student (LSS / BEVDepth style, thin ResNet-10) on synthetic nuScenes.
+
+Its BEV grid is the LiDAR teachers' head grid (``grid="synthetic"``: +-51.2 m at 1.6 m), so
+teacher and student maps coincide for distillation. Images are resized/cropped to 128 x 352.
+"""
+import dataclasses
+
+from configs.synth.lidar_teacher import CONFIG as LIDAR
+from configs.synth.lidar_teacher import POINT_RANGE
+from kd3d.engine.config import ModelConfig
+
+IMAGE_SIZE = [128, 352]
+
+TRAIN_TRANSFORMS = [
+    ["ImageResizeCrop", {"final_size": IMAGE_SIZE, "resize_range": [-0.06, 0.11], "random_crop": True}],
+    ["GlobalRotScaleTrans", {"rot_range": [-0.3925, 0.3925], "scale_range": [0.95, 1.05]}],
+    ["RandomFlip3D", {"p_x": 0.5, "p_y": 0.5}],
+    ["PointRangeFilter", {"point_range": POINT_RANGE}],
+    ["BoxRangeFilter", {"xy_range": [-51.2, -51.2, 51.2, 51.2]}],
+]
+VAL_TRANSFORMS = [["ImageResizeCrop", {"final_size": IMAGE_SIZE}], ["PointRangeFilter", {"point_range": POINT_RANGE}]]
+
+CONFIG = dataclasses.replace(
+    LIDAR,
+    name="synth_camera_student",
+    data=dataclasses.replace(
+        LIDAR.data, kwargs={"sweeps": 1, "load_images": True, "load_lidarseg": False},
+        train_kwargs={"transforms": TRAIN_TRANSFORMS}, val_kwargs={"transforms": VAL_TRANSFORMS}),
+    model=ModelConfig(name="camera_bev_synthetic", kwargs={"grid": "synthetic", "image_size": IMAGE_SIZE}),
+    optim=dataclasses.replace(LIDAR.optim, lr=2e-3, grad_clip=5.0),
+)

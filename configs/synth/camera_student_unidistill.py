@@ -1,0 +1,22 @@
+"""UniDistill, LiDAR -> camera, on synthetic nuScenes: the camera student distilled from the
+trained LiDAR teacher (train ``synth/lidar_teacher`` first; its work dir is the checkpoint).
+
+Feature/relation/response weights 100/40/10 (the paper's LiDAR -> camera setting)."""
+import dataclasses
+
+from configs.synth.camera_student import CONFIG as CAMERA
+from configs.synth.lidar_teacher import CONFIG as LIDAR
+from kd3d.distill import DistillConfig
+
+CONFIG = dataclasses.replace(
+    CAMERA,
+    name="synth_camera_student_unidistill",
+    data=dataclasses.replace(CAMERA.data, kwargs={**CAMERA.data.kwargs, "sweeps": LIDAR.data.kwargs["sweeps"]}),
+    distill=DistillConfig(
+        method="unidistill", teacher_model=LIDAR.model.name, teacher_kwargs=dict(LIDAR.model.kwargs),
+        teacher_checkpoint=f"work_dirs/{LIDAR.name}",
+        # channels of feats["bev"]: camera context 32, SECOND encoder BEV 128
+        method_kwargs={"teacher_modality": "lidar", "student_modality": "camera",
+                       "student_channels": 32, "teacher_channels": 128},
+    ),
+)

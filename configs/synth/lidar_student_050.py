@@ -1,0 +1,6 @@
+"""Compressed LiDAR student: the voxel teacher at 0.5x channel width (for PointDistiller /
+UniDistill LiDAR->LiDAR runs, or trained alone as the no-distillation baseline)."""
+from configs.synth.lidar_teacher import CONFIG as BASE
+from kd3d.engine.config import override
+
+CONFIG = override(BASE, {"name": "synth_lidar_student_050", "model.kwargs.width": 0.5})
