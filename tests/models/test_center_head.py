@@ -102,7 +102,7 @@ def _perfect_preds(head, boxes, labels):
     return {"heatmaps": heat, "regs": regs}
 
 
-@pytest.mark.parametrize("nms", ["circle", "none"])
+@pytest.mark.parametrize("nms", ["circle", "rotated", "none"])
 def test_decode_inverts_targets(nms):
     head = CenterHead(in_channels=8, tasks=[["car"], ["pedestrian", "barrier"]], grid=GRID, class_names=CLASSES,
                       nms=nms, nms_radius=[2.0, 0.5])

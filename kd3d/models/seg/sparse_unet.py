@@ -27,15 +27,18 @@ def voxelize_points(points: list[torch.Tensor], voxel_size: Sequence[float], poi
     point (points of all samples concatenated), voxel_mean (V, F) mean point features,
     spatial_shape (Z, Y, X)).
     """
-    vs = torch.tensor([float(v) for v in voxel_size], dtype=torch.float64)
-    lo = torch.tensor([float(v) for v in point_range[:3]], dtype=torch.float64)
-    hi = torch.tensor([float(v) for v in point_range[3:]], dtype=torch.float64)
+    if not points:
+        raise ValueError("voxelize_points: empty list of point clouds")
+    device = points[0].device
+    vs = torch.tensor([float(v) for v in voxel_size], dtype=torch.float64, device=device)
+    lo = torch.tensor([float(v) for v in point_range[:3]], dtype=torch.float64, device=device)
+    hi = torch.tensor([float(v) for v in point_range[3:]], dtype=torch.float64, device=device)
     grid = torch.round((hi - lo) / vs).long()  # (X, Y, Z)
     keys, feats = [], []
     for b, p in enumerate(points):
         if p.ndim != 2 or p.shape[1] < 3:
             raise ValueError(f"voxelize_points: points[{b}] must be (N, 3+), got {tuple(p.shape)}")
-        xyz = p[:, :3].double().cpu()
+        xyz = p[:, :3].double()
         ijk = torch.floor((xyz - lo) / vs).long()
         ijk = torch.minimum(torch.maximum(ijk, torch.zeros_like(ijk)), grid - 1)
         key = ((b * grid[2] + ijk[:, 2]) * grid[1] + ijk[:, 1]) * grid[0] + ijk[:, 0]
@@ -49,8 +52,7 @@ def voxelize_points(points: list[torch.Tensor], voxel_size: Sequence[float], poi
     y = (uniq // grid[0]) % grid[1]
     z = (uniq // (grid[0] * grid[1])) % grid[2]
     bb = uniq // (grid[0] * grid[1] * grid[2])
-    coords = torch.stack([bb, z, y, x], dim=1).int().to(feats.device)
-    inv = inv.to(feats.device)
+    coords = torch.stack([bb, z, y, x], dim=1).int()
     count = torch.zeros(V, device=feats.device, dtype=feats.dtype).index_add_(0, inv, torch.ones_like(feats[:, 0]))
     mean = torch.zeros((V, feats.shape[1]), device=feats.device, dtype=feats.dtype).index_add_(0, inv, feats)
     mean = mean / count.clamp(min=1)[:, None]
