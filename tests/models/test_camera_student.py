@@ -6,6 +6,7 @@ import torch
 from kd3d.models.camera import ResNet, build_camera_bev, camera_bev_nuscenes, camera_bev_synthetic, load_torchvision_resnet
 from kd3d.models.camera.rig import ring_rig, scale_crop_aug
 from kd3d.structures import BEVGrid
+from kd3d.structures.classes import NUSC_ATTRIBUTES
 from kd3d.structures.sample import Batch
 
 GRID = BEVGrid(-8.0, -8.0, 8.0, 8.0, 1.0, 1.0)
@@ -28,7 +29,7 @@ def tiny_camera_batch(batch_size=2, num_cams=2, seed=0) -> Batch:
     rep = lambda a: torch.tensor(np.repeat(a[None], batch_size, 0), dtype=torch.float32)  # noqa: E731
     return Batch(
         points=points, points_label=[None] * batch_size, gt_boxes=boxes, gt_labels=labels,
-        gt_attrs=[torch.full((2,), -1) for _ in range(batch_size)],
+        gt_attrs=[torch.tensor([2, 6]) for _ in range(batch_size)],  # vehicle.parked, pedestrian.standing
         images=torch.randn(batch_size, num_cams, 3, *IMAGE, generator=torch.Generator().manual_seed(seed)),
         cam_intrinsics=rep(intr), cam2lidar=rep(c2l), img_aug=rep(aug), bev_aug=torch.eye(4).repeat(batch_size, 1, 1),
     )
@@ -38,7 +39,7 @@ def tiny_camera_model(**kw):
     cfg = dict(
         tasks=TASKS, image_size=IMAGE, grid=GRID, depth_bins=(1.0, 13.0, 1.0), resnet_depth=10, resnet_width=8,
         fpn_channels=16, depth_mid_channels=16, context_channels=8, bev_channels=(8, 16), bev_blocks=(1, 1),
-        neck_channels=16, head_channels=8,
+        neck_channels=16, head_channels=8, head_kwargs={"attributes": NUSC_ATTRIBUTES},
     )
     cfg.update(kw)
     torch.manual_seed(0)
@@ -58,7 +59,7 @@ def test_forward_named_features_and_finite_loss():
     torch.testing.assert_close(f["depth"].sum(1), torch.ones(4, 2, 4))
     assert f["bev"].abs().sum() > 0
     losses = model.loss(out, batch)
-    assert set(losses) == {"heatmap", "bbox", "depth"}
+    assert set(losses) == {"heatmap", "bbox", "attr", "depth"}
     assert losses["depth"] > 0  # the surface points project into the cameras
     total = sum(losses.values())
     assert torch.isfinite(total)

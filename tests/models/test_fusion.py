@@ -33,7 +33,7 @@ def tiny_fusion_batch(batch_size=2, num_cams=2, seed=0) -> Batch:
     rep = lambda a: torch.tensor(np.repeat(a[None], batch_size, 0), dtype=torch.float32)  # noqa: E731
     return Batch(
         points=points, points_label=[None] * batch_size, gt_boxes=boxes, gt_labels=labels,
-        gt_attrs=[torch.full((2,), -1) for _ in range(batch_size)],
+        gt_attrs=[torch.tensor([2, 6]) for _ in range(batch_size)],  # vehicle.parked, pedestrian.standing
         images=torch.randn(batch_size, num_cams, 3, *IMAGE, generator=torch.Generator().manual_seed(seed)),
         cam_intrinsics=rep(intr), cam2lidar=rep(c2l), img_aug=rep(aug), bev_aug=torch.eye(4).repeat(batch_size, 1, 1),
     )
@@ -61,7 +61,7 @@ def test_forward_named_features_loss_and_grads():
     assert f["heatmap"].shape == (2, 2, 8, 8) and f["reg"].shape == (2, 20, 8, 8)
     assert f["depth"].shape == (4, 12, 2, 4)
     losses = model.loss(out, batch)
-    assert set(losses) == {"heatmap", "bbox", "depth"}
+    assert set(losses) == {"heatmap", "bbox", "attr", "depth"}
     total = sum(losses.values())
     assert torch.isfinite(total)
     total.backward()

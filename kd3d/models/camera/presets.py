@@ -9,8 +9,8 @@
   defaults to the LiDAR presets' ``head_grid("synthetic")`` (+-51.2 m at 1.6 m, 64 x 64), so
   teacher and student maps coincide.
 
-Both use the LiDAR presets' task groups and circle-NMS radii, so teacher and student heads
-have the same layout.
+Both use the LiDAR presets' task groups, circle-NMS radii and nuScenes attribute branch, so
+teacher and student heads have the same layout.
 
 Every keyword of :func:`kd3d.models.camera.student.build_camera_bev` can be overridden.
 """
@@ -19,11 +19,11 @@ from __future__ import annotations
 from kd3d.models.camera.student import CameraBEVDet, build_camera_bev
 from kd3d.models.lidar.presets import NUSC_NMS_RADIUS, NUSC_TASKS, head_grid
 from kd3d.structures.bev import BEVGrid
-from kd3d.structures.classes import NUSC_DET_CLASSES
+from kd3d.structures.classes import NUSC_ATTRIBUTES, NUSC_DET_CLASSES
 
 NUSC_BEV_GRID = head_grid("nuscenes")  # +-51.2 m at 0.8 m, 128 x 128
 SYNTH_BEV_GRID = head_grid("synthetic")  # +-51.2 m at 1.6 m, 64 x 64
-_HEAD = {"nms_radius": NUSC_NMS_RADIUS}
+_HEAD = {"nms_radius": NUSC_NMS_RADIUS, "attributes": NUSC_ATTRIBUTES}
 
 
 def camera_bev_nuscenes(**overrides) -> CameraBEVDet:

@@ -75,7 +75,8 @@ class CameraBEVDet(BaseModel):
         return ModelOutput(feats=feats, preds=preds)
 
     def loss(self, output: ModelOutput, batch) -> dict[str, torch.Tensor]:
-        losses = self.head.loss(output.preds, batch.gt_boxes, batch.gt_labels)
+        attrs = batch.gt_attrs if self.head.attributes else None
+        losses = self.head.loss(output.preds, batch.gt_boxes, batch.gt_labels, gt_attrs=attrs)
         if self.depth_loss_weight > 0:
             losses["depth"] = self.depth_loss_weight * self.camera.depth_loss(output.feats["depth"], batch)
         return losses

@@ -71,13 +71,15 @@ def frustum_to_lidar(
         if tuple(t.shape) != (b, nc, *shape):
             raise ValueError(f"batch.{name} must be (B={b}, NC={nc}, {shape[0]}, {shape[1]}), got {tuple(t.shape)}")
     f = frustum.double()
+    # K^-1 img_aug^-1 maps [u' v' 1] to a ray (up to scale); normalising z_cam = 1 removes the
+    # scale, then the point is depth * ray in the camera frame.
     uv1 = torch.cat([f[..., :2], torch.ones_like(f[..., :1])], -1)  # (D, h, w, 3)
-    pix = torch.linalg.inv(img_aug.double()).view(b * nc, 1, 1, 1, 3, 3) @ uv1.unsqueeze(-1)
-    pix = pix / pix[..., 2:3, :]
-    ray = torch.linalg.inv(cam_intrinsics.double()).view(b * nc, 1, 1, 1, 3, 3) @ pix
-    p_cam = ray / ray[..., 2:3, :] * f[..., 2:3].unsqueeze(-1)  # z_cam = depth
-    c2l = cam2lidar.double().view(b * nc, 1, 1, 1, 4, 4)
-    p = (c2l[..., :3, :3] @ p_cam).squeeze(-1) + c2l[..., :3, 3]
+    back = torch.linalg.inv(cam_intrinsics.double()) @ torch.linalg.inv(img_aug.double())  # (B, NC, 3, 3)
+    ray = torch.einsum("bcij,dhwj->bcdhwi", back, uv1)
+    p_cam = ray / ray[..., 2:3] * f[..., 2:3]
+    c2l = cam2lidar.double()
+    p = torch.einsum("bcij,bcdhwj->bcdhwi", c2l[..., :3, :3], p_cam) + c2l[..., None, None, None, :3, 3]
+    p = p.reshape(b * nc, *f.shape)
     return p.to(frustum.dtype)
 
 
@@ -183,12 +185,11 @@ def depth_targets(
         if p.shape[0] == 0:
             continue
         l2c = torch.linalg.inv(cam2lidar[i].double())  # (NC, 4, 4)
-        pc = l2c[:, None, :3, :3] @ p[None, :, :, None]
-        pc = pc.squeeze(-1) + l2c[:, None, :3, 3]  # (NC, N, 3)
+        pc = torch.einsum("cij,nj->cni", l2c[:, :3, :3], p) + l2c[:, None, :3, 3]  # (NC, N, 3) camera frame
         z = pc[..., 2]
-        uv = (cam_intrinsics[i].double()[:, None] @ pc.unsqueeze(-1)).squeeze(-1)
+        uv = torch.einsum("cij,cnj->cni", cam_intrinsics[i].double(), pc)
         uv = uv / uv[..., 2:3].clamp(min=1e-6)
-        uv = (img_aug[i].double()[:, None] @ uv.unsqueeze(-1)).squeeze(-1)
+        uv = torch.einsum("cij,cnj->cni", img_aug[i].double(), uv)
         uv = uv[..., :2] / uv[..., 2:3]
         col = torch.floor(uv[..., 0] / stride).long()
         row = torch.floor(uv[..., 1] / stride).long()

@@ -21,7 +21,7 @@ from kd3d.models.heads.center_head import CenterHead
 from kd3d.models.lidar.encoders import VoxelEncoder
 from kd3d.models.lidar.presets import NUSC_NMS_RADIUS, NUSC_TASKS, SCALES
 from kd3d.models.necks.second_fpn import SECONDFPN
-from kd3d.structures.classes import NUSC_DET_CLASSES
+from kd3d.structures.classes import NUSC_ATTRIBUTES, NUSC_DET_CLASSES
 
 CAMERA_SCALES: dict[str, dict] = {
     "nuscenes": dict(image_size=(256, 704), depth_bins=(1.0, 60.0, 1.0), resnet_depth=50, resnet_width=64,
@@ -39,7 +39,8 @@ def fusion_centerpoint(*, scale: str = "synthetic", width: float = 1.0, class_na
     """Fusion CenterPoint. ``scale``/``width``/``point_range``/``voxel_size``/``layer_nums``/
     ``max_voxels`` as :func:`kd3d.models.lidar.presets.centerpoint_voxel`; ``camera``: overrides of
     :func:`kd3d.models.camera.student.build_camera_branch` keywords (``grid`` is fixed to the
-    LiDAR encoder's); ``head``: extra :class:`CenterHead` keywords."""
+    LiDAR encoder's); ``head``: extra :class:`CenterHead` keywords (default: the nuScenes
+    attribute branch when the classes are nuScenes classes, as in the LiDAR presets)."""
     if scale not in SCALES or scale not in CAMERA_SCALES:
         raise ValueError(f"fusion_centerpoint: scale must be one of {sorted(CAMERA_SCALES)}, got {scale!r}")
     s = SCALES[scale]
@@ -59,7 +60,8 @@ def fusion_centerpoint(*, scale: str = "synthetic", width: float = 1.0, class_na
     class_names = tuple(class_names)
     if tasks is None:
         tasks = NUSC_TASKS if set(class_names) == set(NUSC_DET_CLASSES) else tuple((c,) for c in class_names)
-    head_cfg = dict(nms_radius=NUSC_NMS_RADIUS if tuple(tasks) == NUSC_TASKS else 1.0)
+    head_cfg = dict(nms_radius=NUSC_NMS_RADIUS if tuple(tasks) == NUSC_TASKS else 1.0,
+                    attributes=NUSC_ATTRIBUTES if set(class_names) <= set(NUSC_DET_CLASSES) else ())
     head_cfg.update(head or {})
     center_head = CenterHead(in_channels=neck.out_channels_total, tasks=tasks, grid=encoder.bev_grid.scaled(neck.stride),
                              class_names=class_names, share_channels=scale_channels(64, width),
