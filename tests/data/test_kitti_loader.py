@@ -90,3 +90,16 @@ def test_synth_kitti_boxes_project_onto_label_bbox(synth_kitti):
     bb[:, [1, 3]] = bb[:, [1, 3]].clip(0, h - 1)
     # labels carry 2-decimal dims/locations: up to ~0.5 px at close range
     np.testing.assert_allclose(bb[front], s.meta["box_meta"]["bbox"][front], atol=1.0)
+
+
+def test_testing_split_without_labels(kitti_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "k"
+    shutil.copytree(kitti_root[0], root)
+    for sub in ("velodyne", "calib", "image_2"):
+        shutil.copytree(root / "training" / sub, root / "testing" / sub)
+    (root / "ImageSets" / "test.txt").write_text("000002\n")
+    s = KittiDataset(root, "test", load_images=False)[0]
+    assert len(s.gt_boxes) == 0 and s.gt_labels.shape == (0,) and s.meta["box_meta"]["bbox"].shape == (0, 4)
+    assert s.meta["image_shape"] == (200, 400) and len(s.points) == 560
