@@ -190,3 +190,17 @@ def test_attribute_branch_loss_and_decode():
     # 8 attributes at init: CE near log(8), times the 0.2 weight, summed over the two tasks
     assert 0.1 < losses["attr"].item() < 2 * 0.2 * 2 * np.log(8)
     assert head.loss(head(x), [boxes.float()], [labels])["attr"].item() == 0.0
+
+
+def test_bbox_loss_golden():
+    head = CenterHead(in_channels=8, tasks=[["car"]], grid=GRID, class_names=CLASSES)
+    box = torch.tensor([[1.3, -2.1, -0.5, 4.2, 1.8, 1.6, 0.3, 1.0, -0.5]])
+    preds = {"heatmaps": [torch.zeros(1, 1, 32, 32)], "regs": [torch.zeros(1, 10, 32, 32)]}
+    losses = head.loss(preds, [box], [torch.tensor([0])])
+    # codes: offsets (0.6, 0.8), z -0.5, log dims, sin/cos yaw, velocity (weight 0.2)
+    t = [0.6, 0.8, 0.5, math.log(4.2), math.log(1.8), math.log(1.6), math.sin(0.3), math.cos(0.3), 0.2 * 1.0, 0.2 * 0.5]
+    assert losses["bbox"].item() == pytest.approx(0.25 * sum(abs(v) for v in t), rel=1e-5)
+    # NaN velocity drops the velocity terms
+    box[0, 7:9] = float("nan")
+    losses = head.loss(preds, [box], [torch.tensor([0])])
+    assert losses["bbox"].item() == pytest.approx(0.25 * sum(abs(v) for v in t[:8]), rel=1e-5)
