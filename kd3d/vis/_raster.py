@@ -1,7 +1,10 @@
 """Headless rasterisation helpers (numpy + PIL): point splats, line segments, pinhole cameras.
 
-Images are (H, W, 3) uint8 arrays, pixel ``(u, v)`` = (column, row) with the origin at the
-top-left corner. No display and no GPU are needed.
+Images are (H, W, 3) uint8 arrays. Pixel coordinates ``(u, v)`` = (column, row) are continuous
+with the origin at the top-left corner of the image: pixel ``i`` spans ``[i, i + 1)`` (the
+convention of ``kd3d.data.transforms`` and the camera geometry), so a point at ``u`` lands in
+column ``floor(u)``; PIL draws a line vertex at ``(int(u), int(v))``, the same pixel. No
+display and no GPU are needed.
 """
 from __future__ import annotations
 

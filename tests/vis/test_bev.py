@@ -104,3 +104,14 @@ def test_render_scene_views(sample):
 def test_bad_preds_message():
     with pytest.raises(ValueError, match="scores"):
         render_bev(None, preds={"boxes": Boxes3D(np.zeros((2, 7))), "scores": np.ones(3), "labels": np.zeros(2)})
+
+
+def test_box_edges_land_on_the_continuous_pixels():
+    # 20 x 20 px at 1 m: a 3.6 m x 5.6 m box at the origin has edges at u = 7.2, 12.8 and v = 8.2, 11.8,
+    # i.e. in columns 7 and 12, rows 8 and 11 (pixel i spans [i, i + 1))
+    box = Boxes3D(np.array([[0.0, 0.0, 0.0, 3.6, 5.6, 1.0, 0.0]]))
+    img = render_bev(None, gt_boxes=box, gt_labels=np.array([0]), xy_range=(-10, -10, 10, 10), resolution=1.0,
+                     rings=None, line_width=0)
+    car = (np.abs(img.astype(int) - CLASS_COLORS[0]).max(-1) == 0)
+    assert car[8, 7:13].all() and car[11, 7:13].all() and car[8:12, 7].all() and car[8:12, 12].all()
+    assert not car[7].any() and not car[12].any() and not car[:, 6].any() and not car[:, 13].any()
