@@ -5,7 +5,8 @@ and the box corners as JSON, and a small JavaScript renderer (:data:`_JS`, writt
 projects them with a perspective orbit camera, a z-buffer for points and 2D-canvas lines for
 boxes. Controls: drag = orbit, shift/right-drag = pan, wheel = zoom; checkboxes toggle points,
 GT and predictions; a slider sets the score threshold; buttons switch between a 3D view and a
-top (BEV) view (+x up, +y left, as in :func:`kd3d.vis.bev.render_bev`).
+top (BEV) view. Both initial views look along the ego vehicle's forward axis (from
+``lidar2ego``), as :func:`kd3d.vis.bev.render_scene` does: for KITTI / synthetic data +x up and +y left.
 
 A drop-down switches the point colours (height, intensity, time lag, range, lidarseg label).
 The URL fragment sets the initial state, e.g. ``sample.html#view=bev&gt=0&pred=1&thr=0.3&color=time``.
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kd3d.vis.bev import _check_dets
+from kd3d.vis.bev import _check_dets, ego_forward_yaw
 from kd3d.vis.colors import GT_COLOR, PRED_COLOR, class_color, point_colors
 
 
@@ -71,6 +72,8 @@ def scene_payload(sample, preds: dict | None = None, *, color_by: str = "height"
         "colors": colors,
         "boxes": boxes,
         "color_by": color_by,
+        # heading of the ego vehicle's forward axis in the LiDAR frame: the initial views look along it
+        "ego_yaw": ego_forward_yaw(np.asarray(sample.lidar2ego) @ np.linalg.inv(sample.bev_aug)),
     }
 
 
@@ -131,10 +134,11 @@ function b64(s){var b=atob(s),u=new Uint8Array(b.length);for(var i=0;i<b.length;
 var P = new Float32Array(b64(S.points).buffer), N = S.n, CS = {}, C;
 Object.keys(S.colors).forEach(function(k){CS[k]=b64(S.colors[k]);});
 var cv = document.getElementById('c'), ctx = cv.getContext('2d');
-var st = {yaw: Math.PI, pitch: 0.5, dist: 45, tx: 10, ty: 0, tz: 0, points: true, gt: true, pred: true, text: true, thr: 0,
+var EY = S.ego_yaw || 0;
+var st = {yaw: Math.PI + EY, pitch: 0.5, dist: 45, tx: 10 * Math.cos(EY), ty: 10 * Math.sin(EY), tz: 0, points: true, gt: true, pred: true, text: true, thr: 0,
           color: S.color_by};
-function setView(v){ if(v==='bev'){st.yaw=Math.PI;st.pitch=1.5607;st.dist=90;st.tx=0;st.ty=0;}
-  else {st.yaw=Math.PI;st.pitch=0.5;st.dist=45;st.tx=10;st.ty=0;} }
+function setView(v){ if(v==='bev'){st.yaw=Math.PI+EY;st.pitch=1.5607;st.dist=90;st.tx=0;st.ty=0;}
+  else {st.yaw=Math.PI+EY;st.pitch=0.5;st.dist=45;st.tx=10*Math.cos(EY);st.ty=10*Math.sin(EY);} }
 // initial state from the URL fragment: view=bev|3d, points/gt/pred/text=0|1, thr=0..1
 (location.hash||'').replace(/^#/,'').split('&').forEach(function(kv){
   var p=kv.split('='); if(p.length!==2) return;

@@ -115,3 +115,23 @@ def test_box_edges_land_on_the_continuous_pixels():
     car = (np.abs(img.astype(int) - CLASS_COLORS[0]).max(-1) == 0)
     assert car[8, 7:13].all() and car[11, 7:13].all() and car[8:12, 7].all() and car[8:12, 12].all()
     assert not car[7].any() and not car[12].any() and not car[:, 6].any() and not car[:, 13].any()
+
+
+def test_render_scene_puts_ego_forward_up(sample):
+    import dataclasses
+
+    from kd3d.structures.geometry import pose_matrix, rotation_z
+
+    rot = np.eye(4)
+    rot[:3, :3] = rotation_z(np.pi / 2)  # LiDAR frame with the car's forward along +y (real nuScenes)
+    pts = sample.points.copy()
+    pts[:, :3] = pts[:, :3] @ rot[:3, :3].T
+    s = dataclasses.replace(sample, points=pts, gt_boxes=sample.gt_boxes.transform(rot),
+                            lidar2ego=pose_matrix(rotation_z(-np.pi / 2), [0.0, 0.0, 1.8]))
+    for ego_up, expect_up in ((True, True), (False, False)):
+        img = render_scene(s, xy_range=RANGE, resolution=0.5, color_by="none", ego_up=ego_up)
+        v, u = np.nonzero((np.abs(img.astype(int) - CLASS_COLORS[0]).max(-1) <= 10))
+        # the car 10 m ahead of the ego: up (row < 50 - 15) with ego_up, else on the left (+y)
+        assert (v.mean() < 35 and abs(u.mean() - 50) < 6) == expect_up
+        if not ego_up:
+            assert u.mean() < 35 and abs(v.mean() - 50) < 6

@@ -98,3 +98,26 @@ def test_color_schemes(sample, tmp_path):
     assert _mask(img, LIDARSEG_COLORS[11], tol=3).sum() > 500
     img = _screenshot(path, tmp_path, "#gt=0&pred=0")[80:H - 30]
     assert _mask(img, LIDARSEG_COLORS[11], tol=3).sum() == 0
+
+
+def test_bev_view_follows_ego_forward(sample, tmp_path):
+    """With LiDAR x pointing right of the car (real nuScenes LIDAR_TOP: lidar2ego rotates by +90
+    degrees), the BEV view still shows the ego's forward (LiDAR +y) up."""
+    import dataclasses
+
+    from kd3d.structures import Boxes3D
+    from kd3d.structures.geometry import pose_matrix, rotation_z
+
+    rot = np.eye(4)
+    rot[:3, :3] = rotation_z(np.pi / 2)  # move the scene into a LiDAR frame with forward = +y
+    pts = sample.points.copy()
+    pts[:, :3] = pts[:, :3] @ rot[:3, :3].T
+    s = dataclasses.replace(sample, points=pts, gt_boxes=Boxes3D(sample.gt_boxes.transform(rot).data),
+                            lidar2ego=pose_matrix(rotation_z(-np.pi / 2), [0.0, 0.0, 1.8]))
+    path = tmp_path / "ego.html"
+    render_html(s, None, out=path, color_by="none")
+    img = _screenshot(path, tmp_path, "#view=bev&points=0").copy()
+    img[:80] = 0
+    img[H - 30:] = 0
+    v, u = np.nonzero(_mask(img, CLASS_COLORS[0]))
+    assert len(u) > 10 and v.mean() < H / 2 - 40 and abs(u.mean() - W / 2) < 30  # the car ahead is up
