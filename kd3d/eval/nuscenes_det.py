@@ -303,12 +303,15 @@ def evaluate_nuscenes(nusc, split: str, results, out_dir=None, verbose: bool = T
     ``nuscenes.NuScenes`` tables, filter both, compute metrics, optionally write
     ``metrics_summary.json`` / ``metrics_details.json`` to ``out_dir`` and print the summary.
 
-    ``results``: path of a submission JSON, or the parsed dict (no file needed).
+    ``results``: path of a submission JSON, the parsed dict, or :class:`NuscBoxes` (e.g. from
+    :func:`kd3d.eval.formats.boxes_from_kd3d`; no file needed).
     """
     from kd3d.eval import nuscenes_gt
-    from kd3d.eval.formats import check_sample_set, load_submission
+    from kd3d.eval.formats import check_sample_set, load_submission, to_submission
 
     cfg = dict(DETECTION_CVPR_2019 if config is None else config)
+    if isinstance(results, NuscBoxes):  # validate exactly like a file
+        results = to_submission(results)
     meta, pred = load_submission(results, cfg["max_boxes_per_sample"])
     tokens = nuscenes_gt.split_sample_tokens(nusc, split)
     source = results if isinstance(results, (str, Path)) else "submission"

@@ -68,6 +68,10 @@ def test_detection_eval_equals_devkit(tiny_nusc, tmp_path, seed):
     # the in-memory dict gives the same numbers without a file
     again = evaluate_nuscenes(nusc, SPLIT, sub, verbose=False)
     assert again.nds == ours.nds
+    from kd3d.eval.formats import load_submission
+
+    arrays = evaluate_nuscenes(nusc, SPLIT, load_submission(sub)[1], verbose=False)
+    assert arrays.nds == ours.nds
     assert (tmp_path / "ours" / "metrics_summary.json").is_file()
 
 
