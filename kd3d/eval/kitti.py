@@ -243,3 +243,10 @@ def evaluate_kitti(gt_dir, result_dir, split_file=None, classes=CLASSES, out_dir
     if verbose:
         print(res.format())
     return res
+
+
+def evaluate_engine_results(results: dict, dataset, out_dir=None, **kwargs) -> dict[str, float]:
+    """See :func:`kd3d.eval.kitti_io.evaluate_engine_results` (the engine's KITTI evaluator)."""
+    from kd3d.eval.kitti_io import evaluate_engine_results as _impl
+
+    return _impl(results, dataset, out_dir, **kwargs)

@@ -172,3 +172,26 @@ def write_predictions(results_dir, split: str, sd_tokens, preds) -> Path:
             raise ValueError(f"scan {token}: predictions must be in 1..{NUM_CLASSES - 1}")
         p.astype(np.uint8).tofile(out / f"{token}_lidarseg.bin")
     return out
+
+
+def evaluate_engine_results(results: dict, dataset, out_dir=None, verbose: bool = False) -> dict[str, float]:
+    """Engine evaluator: ``results[token] = {"point_labels": (num_key_points,) int in 1..16}``
+    for every sample of a :class:`kd3d.data.nuscenes.NuScenesDataset`; writes the devkit's
+    ``.bin`` files (to ``out_dir`` or a temp folder) and returns ``mIoU``, ``fwIoU``, ``IoU/<class>``."""
+    import tempfile
+
+    from nuscenes import NuScenes
+
+    tokens = list(dataset.tokens)
+    missing = [t for t in tokens if t not in results]
+    if missing:
+        raise ValueError(f"nuscenes_seg: no predictions for {len(missing)} of {len(tokens)} samples, e.g. {missing[:3]}")
+    sd_tokens = [e["lidar"]["sd_token"] for e in dataset.entries]
+    nusc = NuScenes(version=dataset.version, dataroot=str(dataset.dataroot), verbose=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(out_dir) if out_dir is not None else Path(tmp)
+        write_predictions(root, dataset.split, sd_tokens, [results[t]["point_labels"] for t in tokens])
+        res = evaluate_lidarseg(nusc, dataset.split, root, out_dir=out_dir, verbose=verbose)
+    out = {"mIoU": res.miou, "fwIoU": res.fwiou}
+    out.update({f"IoU/{NUSC_LIDARSEG_CLASSES[i]}": float(res.iou[i]) for i in range(1, NUM_CLASSES)})
+    return out

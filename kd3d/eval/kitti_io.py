@@ -1,0 +1,83 @@
+"""kd3d detections -> KITTI result files, and the engine's KITTI evaluator.
+
+``write_results(folder, frame_id, boxes, scores, names, calib, image_shape)`` writes one result
+file in the devkit's format (camera frame, bottom centre, ``h w l``, ``ry``, ``alpha``, the 2D box
+from the projected corners, score). :func:`evaluate_engine_results` evaluates
+``{frame_id: {"boxes": Boxes3D (LiDAR frame), "scores", "labels"}}`` against a
+:class:`kd3d.data.kitti.KittiDataset` split.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def write_results(folder, frame_id: str, boxes, scores, names, calib, image_shape=None) -> Path:
+    """Write ``<folder>/<frame_id>.txt``. ``boxes``: Boxes3D in the LiDAR frame; ``names`` (K,)
+    KITTI class names; ``calib``: KittiCalib; ``image_shape`` (H, W) clips the 2D boxes."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    kb = boxes.to_kitti(calib, image_shape) if len(boxes) else None
+    lines = []
+    for k in range(len(boxes)):
+        x1, y1, x2, y2 = kb.bbox[k]
+        h, w, l = kb.dimensions[k]
+        x, y, z = kb.location[k]
+        lines.append(f"{names[k]} -1 -1 {kb.alpha[k]:.4f} {x1:.2f} {y1:.2f} {x2:.2f} {y2:.2f} "
+                     f"{h:.4f} {w:.4f} {l:.4f} {x:.4f} {y:.4f} {z:.4f} {kb.rotation_y[k]:.4f} {float(scores[k]):.6f}\n")
+    path = folder / f"{frame_id}.txt"
+    path.write_text("".join(lines))
+    return path
+
+
+def evaluate_engine_results(results: dict, dataset, out_dir=None, verbose: bool = False) -> dict[str, float]:
+    """Engine evaluator: write result files (to ``out_dir/kitti_results`` or a temp folder) and
+    return flat metrics ``<Class>/<metric>_<R11|R40>_<difficulty>`` plus
+    ``mAP/<metric>_R40_moderate`` over the evaluated classes."""
+    from kd3d.eval.kitti import DIFFICULTIES, evaluate_labels, load_labels
+    from kd3d.structures.calib import KittiCalib
+
+    ids = list(dataset.tokens)
+    missing = [i for i in ids if i not in results]
+    if missing:
+        raise ValueError(f"kitti: no predictions for {len(missing)} of {len(ids)} frames, e.g. {missing[:3]}")
+    names = tuple(dataset.class_names)
+    with tempfile.TemporaryDirectory() as tmp:
+        res_dir = Path(out_dir) / "kitti_results" if out_dir is not None else Path(tmp)
+        for fid in ids:
+            r = results[fid]
+            calib = KittiCalib.from_file(dataset.folder / "calib" / f"{fid}.txt")
+            image_shape = _image_shape(dataset.folder / "image_2" / f"{fid}.png")
+            labels = np.asarray(r["labels"], np.int64)
+            write_results(res_dir, fid, r["boxes"], np.asarray(r["scores"]), [names[c] for c in labels], calib,
+                          image_shape)
+        gt = load_labels(dataset.folder / "label_2", ids, is_result=False)
+        det = load_labels(res_dir, ids, is_result=True)
+    classes = [c for c in names if c in ("Car", "Pedestrian", "Cyclist")]
+    res = evaluate_labels(gt, det, classes)
+    if out_dir is not None:
+        res.write(out_dir)
+    if verbose:
+        print(res.format())
+    flat = {}
+    for cls, metrics in res.table.items():
+        for m, recs in metrics.items():
+            for rec, vals in recs.items():
+                for d, v in zip(DIFFICULTIES, vals):
+                    flat[f"{cls}/{m}_{rec}_{d}"] = float(v)
+    for m in ("bbox", "bev", "3d"):
+        vals = [res.table[c][m]["R40"][1] for c in res.table if m in res.table[c]]
+        if vals:
+            flat[f"mAP/{m}_R40_moderate"] = float(np.nanmean(vals)) if not np.isnan(vals).all() else float("nan")
+    return flat
+
+
+def _image_shape(path: Path):
+    if not path.is_file():
+        return None
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return (im.height, im.width)
