@@ -40,16 +40,22 @@ def select_top_n(importance: torch.Tensor, n: int) -> torch.Tensor:
     return order[:n]
 
 
-def knn_indices(feat: torch.Tensor, k: int) -> torch.Tensor:
+def knn_indices(feat: torch.Tensor, k: int, *, chunk: int = 1024) -> torch.Tensor:
     """(N, C) -> (N, k') indices of the k' = min(k, N-1) nearest other items (Euclidean),
-    nearest first; ties broken by the lower index."""
+    nearest first (ties in any order). Rows are processed in chunks so N = 6000
+    (PointPillars setting) needs O(chunk * N) memory."""
     n = feat.shape[0]
     k = min(int(k), n - 1)
     if k <= 0:
         return torch.zeros((n, 0), dtype=torch.long, device=feat.device)
-    d = torch.cdist(feat.double(), feat.double())
-    d.fill_diagonal_(float("inf"))
-    return torch.argsort(d, dim=1, stable=True)[:, :k]
+    f = feat.detach().float()
+    out = []
+    for start in range(0, n, chunk):
+        d = torch.cdist(f[start:start + chunk], f)
+        rows = torch.arange(d.shape[0], device=d.device)
+        d[rows, rows + start] = float("inf")
+        out.append(torch.topk(d, k, dim=1, largest=False, sorted=True).indices)
+    return torch.cat(out)
 
 
 def voxel_point_counts(points: torch.Tensor, indices: torch.Tensor, *, point_range, spatial_shape,

@@ -1,0 +1,19 @@
+"""BEVDistill, LiDAR -> camera, on synthetic nuScenes (train ``synth/lidar_teacher`` first; its
+work dir is the checkpoint). Dense Gaussian imitation (0.01) + instance InfoNCE (0.2) +
+prediction L1 (1.0) on the head input ``bev_neck`` (camera 64 -> LiDAR 512 channels)."""
+import dataclasses
+
+from configs.synth.camera_student import CONFIG as CAMERA
+from configs.synth.lidar_teacher import CONFIG as LIDAR
+from kd3d.distill import DistillConfig
+
+CONFIG = dataclasses.replace(
+    CAMERA,
+    name="synth_camera_student_bevdistill",
+    data=dataclasses.replace(CAMERA.data, kwargs={**CAMERA.data.kwargs, "sweeps": LIDAR.data.kwargs["sweeps"]}),
+    distill=DistillConfig(
+        method="bevdistill", teacher_model=LIDAR.model.name, teacher_kwargs=dict(LIDAR.model.kwargs),
+        teacher_checkpoint=f"work_dirs/{LIDAR.name}",
+        method_kwargs={"student_channels": 64, "teacher_channels": 512, "feature_key": "bev_neck"},
+    ),
+)

@@ -1,0 +1,19 @@
+"""DistillBEV, LiDAR -> camera, on synthetic nuScenes: two BEV backbone stages and the head
+input (camera 32/64/64 -> LiDAR 128/256/512 channels), region weights a_fg 6e-3, a_bg 4e-2,
+a_fp 6e-2 (head level), spatial term 2.5e-3. Train ``synth/lidar_teacher`` first."""
+import dataclasses
+
+from configs.synth.camera_student import CONFIG as CAMERA
+from configs.synth.lidar_teacher import CONFIG as LIDAR
+from kd3d.distill import DistillConfig
+
+CONFIG = dataclasses.replace(
+    CAMERA,
+    name="synth_camera_student_distillbev",
+    data=dataclasses.replace(CAMERA.data, kwargs={**CAMERA.data.kwargs, "sweeps": LIDAR.data.kwargs["sweeps"]}),
+    distill=DistillConfig(
+        method="distillbev", teacher_model=LIDAR.model.name, teacher_kwargs=dict(LIDAR.model.kwargs),
+        teacher_checkpoint=f"work_dirs/{LIDAR.name}",
+        method_kwargs={"levels": {"bev_stage1": [32, 128], "bev_stage2": [64, 256], "bev_neck": [64, 512]}},
+    ),
+)

@@ -1,0 +1,16 @@
+"""PVD on the sparse-UNet segmenter: 0.5x student from the 1.0x teacher; pointwise and
+voxelwise KL plus supervoxel affinity on ``point_feats`` (16 vs 32 channels; affinities need no
+adapter). Train ``synth/seg_teacher`` first."""
+from configs.synth.seg_student_050 import CONFIG as STUDENT
+from configs.synth.seg_teacher import CONFIG as TEACHER
+from kd3d.distill import DistillConfig
+from kd3d.engine.config import override
+
+CONFIG = override(STUDENT, {
+    "name": "synth_seg_student_050_pvd",
+    "distill": DistillConfig(
+        method="pvd", teacher_model=TEACHER.model.name, teacher_kwargs=dict(TEACHER.model.kwargs),
+        teacher_checkpoint=f"work_dirs/{TEACHER.name}",
+        method_kwargs={"temperature": 1.0, "num_supervoxels": 16, "points_per_supervoxel": 64},
+    ),
+})

@@ -1,0 +1,19 @@
+"""UniDistill, fusion -> camera (weights 10/5/10), on synthetic nuScenes. Train
+``synth/fusion_teacher`` first; its work dir is the checkpoint."""
+import dataclasses
+
+from configs.synth.camera_student import CONFIG as CAMERA
+from configs.synth.fusion_teacher import CONFIG as FUSION
+from kd3d.distill import DistillConfig
+
+CONFIG = dataclasses.replace(
+    CAMERA,
+    name="synth_camera_student_unidistill_fusion",
+    data=dataclasses.replace(CAMERA.data, kwargs=dict(FUSION.data.kwargs)),
+    distill=DistillConfig(
+        method="unidistill", teacher_model=FUSION.model.name, teacher_kwargs=dict(FUSION.model.kwargs),
+        teacher_checkpoint=f"work_dirs/{FUSION.name}",
+        method_kwargs={"teacher_modality": "fusion", "student_modality": "camera",
+                       "student_channels": 32, "teacher_channels": 128},
+    ),
+)
