@@ -82,7 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("nuscenes", "kitti"), default="nuscenes")
     p.add_argument("--version", default="v1.0-mini")
     p.add_argument("--split", default=None)
-    p.add_argument("--sweeps", type=int, default=1)
+    p.add_argument("--sweeps", type=int, default=10, help="sample mode: the 'teacher' map uses all sweeps, "
+                   "the 'student' map the key frame")
     p.add_argument("--sample-idx", type=int, default=0)
     p.add_argument("--sample-token", default=None)
     p.add_argument("--range", type=float, default=51.2, help="BEV half-extent (sample mode)")

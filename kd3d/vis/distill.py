@@ -92,12 +92,17 @@ def heatmap_to_rgb(heatmap, logits: bool = False, cmap: str = "inferno", batch_i
 def mask_to_rgb(mask, cmap: str = "magma") -> tuple[np.ndarray, str]:
     """(H, W) bool / integer-region / float weight map -> ((H, W, 3) uint8, range text).
 
-    bool: white where True; float: ``cmap`` over its own [min, max] (the text says the range)."""
+    bool: white where True; float: ``cmap`` over its own [min, max] (the text says the range);
+    a positive map spanning more than three decades (e.g. DistillBEV's softmax attention) is
+    shown as log10 (the text says ``log``)."""
     m = _np(mask, 0, 2, "mask") if not isinstance(mask, np.ndarray) or mask.dtype != bool else mask
     if isinstance(m, np.ndarray) and m.dtype == bool:
         rgb = np.where(m[..., None], np.uint8(255), np.uint8(0)).repeat(3, axis=2).astype(np.uint8)
         return rgb, f"{int(m.sum())} cells"
     lo, hi = float(np.min(m)), float(np.max(m))
+    if lo > 0 and hi / lo > 1e3:
+        rgb = colormap(np.log10(m).reshape(-1), np.log10(lo), np.log10(hi), cmap=cmap).reshape(*m.shape, 3)
+        return rgb, f"log [{lo:.2g}, {hi:.2g}]"
     rgb = colormap(m.reshape(-1), lo, hi if hi > lo else lo + 1e-12, cmap=cmap).reshape(*m.shape, 3)
     return rgb, f"[{lo:.3g}, {hi:.3g}]"
 

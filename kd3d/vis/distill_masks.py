@@ -98,7 +98,9 @@ def pvd_supervoxels(points, labels=None, num_supervoxels: int = 8, points_per_su
 
 def lidar_bev_features(points, grid: BEVGrid) -> np.ndarray:
     """A model-free LiDAR BEV "feature" (4, H, W): log point count, max z, mean z, mean intensity
-    per cell (0 in empty cells). Used by :func:`sample_distill_maps` when no model is at hand."""
+    per cell (0 in empty cells), each channel divided by its standard deviation over the occupied
+    cells (so no channel dominates channel means and attention). Used by
+    :func:`sample_distill_maps` when no model is at hand."""
     p = np.asarray(points, dtype=np.float64)
     cr = np.floor(grid.xy_to_cell(p[:, :2])).astype(np.int64)
     ok = (cr[:, 0] >= 0) & (cr[:, 0] < grid.nx) & (cr[:, 1] >= 0) & (cr[:, 1] < grid.ny)
@@ -115,6 +117,8 @@ def lidar_bev_features(points, grid: BEVGrid) -> np.ndarray:
     feat[1, has] = zmax[has]
     feat[2, has] = zsum[has] / cnt[has]
     feat[3, has] = isum[has] / cnt[has]
+    if has.sum() > 1:
+        feat /= np.maximum(feat[:, has].std(axis=1, keepdims=True), 1e-6)
     return feat.reshape(4, grid.ny, grid.nx)
 
 

@@ -81,3 +81,16 @@ def test_render_distill_maps_bad_mask():
         render_distill_maps(f, f, {"m": np.zeros((2, 2, 8, 8))})
     with pytest.raises(ValueError, match="student_feat"):
         render_distill_maps(f, np.zeros(5))
+
+
+def test_mask_log_scale_for_wide_ranges():
+    from kd3d.vis.distill import mask_to_rgb
+
+    m = np.full((4, 4), 1e-20)
+    m[0, 0], m[1, 1] = 1e4, 1e-8
+    rgb, text = mask_to_rgb(m)
+    assert text.startswith("log")
+    # on a log scale the middle value (1e-8) is clearly brighter than the floor; linear would not separate them
+    assert rgb[1, 1].astype(int).sum() > rgb[2, 2].astype(int).sum() + 100
+    rgb, text = mask_to_rgb(np.linspace(0, 1, 16).reshape(4, 4))
+    assert text == "[0, 1]"

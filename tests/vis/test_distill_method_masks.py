@@ -55,9 +55,12 @@ def test_keypoints_cells_supervoxels():
 
 
 def test_lidar_bev_features_and_sample_maps(sample):
-    f = lidar_bev_features(np.array([[0.1, 0.1, 1.0, 0.5], [0.2, 0.2, 3.0, 0.7]]), GRID)
-    row, col = 40, 40
-    np.testing.assert_allclose(f[:, row, col], [np.log(3), 3.0, 2.0, 0.6])
+    p = np.array([[0.1, 0.1, 1.0, 0.5], [0.2, 0.2, 3.0, 0.7], [5.1, 5.1, 0.0, 0.2]])
+    f = lidar_bev_features(p, GRID)
+    raw = np.array([[np.log(3), 3.0, 2.0, 0.6], [np.log(2), 0.0, 0.0, 0.2]])  # cells (40, 40), (50, 50)
+    std = raw.std(axis=0)
+    np.testing.assert_allclose(f[:, 40, 40], raw[0] / std)
+    np.testing.assert_allclose(f[:, 50, 50], raw[1] / std)
     assert f[:, 0, 0].tolist() == [0, 0, 0, 0]
     img = sample_distill_maps(sample, half_range=25.6, cell=0.8, tile=128)
     assert img.shape == (2 * (128 + 18), 4 * 128, 3) and img.std() > 10
