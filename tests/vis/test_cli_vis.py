@@ -62,13 +62,22 @@ def test_cameras_html_export_show(vis_nusc, tmp_path, capsys):
     text = page.read_text()
     payload = json.loads(text.split('type="application/json">', 1)[1].split("</script>", 1)[0])
     assert payload["n"] == 5000 and len(payload["boxes"]) > 0
-    ply = tmp_path / "scene.ply"
-    assert main(["vis", "export", *_args(vis_nusc, "--out", str(ply))]) == 0
-    assert ply.is_file() and (tmp_path / "scene_gt_boxes.ply").is_file()
     import os
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         assert main(["vis", "show", *_args(vis_nusc)]) == 2
         assert "no display" in capsys.readouterr().out
+
+
+def test_export_cli(vis_nusc, tmp_path):
+    o3d = pytest.importorskip("open3d", reason="open3d is not installed (pip install 'kd3d[vis]')")
+    ply = tmp_path / "scene.ply"
+    assert main(["vis", "export", *_args(vis_nusc, "--color-by", "time", "--out", str(ply))]) == 0
+    ds = NuScenesDataset(vis_nusc["dataroot"], vis_nusc["version"], "all", sweeps=2, load_images=False)
+    s = ds[1]
+    pc = o3d.io.read_point_cloud(str(ply))
+    np.testing.assert_allclose(np.asarray(pc.points), s.points[:, :3], atol=1e-5)
+    lines = o3d.io.read_line_set(str(tmp_path / "scene_gt_boxes.ply"))
+    assert len(np.asarray(lines.lines)) == 13 * len(s.gt_boxes)
 
 
 def test_distill_from_npz_and_sample(vis_nusc, tmp_path):
