@@ -83,3 +83,19 @@ def test_camera_student_step_and_distill_hook(synth_root):
     total.backward()
     assert all(p.grad is None for p in module.teacher.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_segmenter_trains_and_writes_lidarseg_bins(synth_root, tmp_path):
+    cfg = _small(load_config("synth/seg_student_050"), synth_root,
+                 **{"optim.max_steps": 1, "model.kwargs.width": 0.25})
+    metrics = run_experiment(cfg, tmp_path / "seg")
+    assert "mIoU" in metrics and 0.0 <= metrics["mIoU"] <= 1.0
+    val = build_dataset(cfg.data, cfg.data.val_split, train=False)
+    bins = sorted((tmp_path / "seg/eval/step00000001").rglob("*_lidarseg.bin"))
+    assert len(bins) == len(val)
+    import numpy as np
+
+    for path, entry in zip(bins, sorted(val.entries, key=lambda e: e["lidar"]["sd_token"])):
+        assert path.name.startswith(entry["lidar"]["sd_token"])
+        labels = np.fromfile(path, dtype=np.uint8)
+        assert labels.min() >= 1 and labels.max() <= 16
