@@ -10,12 +10,12 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from kd3d.models.backbones.sparse_encoder import scale_channels
+from kd3d.models.backbones.sparse_encoder import BN_EPS, BN_MOMENTUM, scale_channels
 
 
 def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
-                         nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01), nn.ReLU(inplace=True))
+                         nn.BatchNorm2d(cout, eps=BN_EPS, momentum=BN_MOMENTUM), nn.ReLU(inplace=True))
 
 
 class SECONDBackbone(nn.Module):

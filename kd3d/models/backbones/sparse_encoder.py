@@ -20,6 +20,12 @@ from torch import nn
 from kd3d.ops.spconv import get_spconv, sparse_conv3d, sparse_tensor, subm_conv3d
 
 
+# BatchNorm settings of every kd3d LiDAR/seg network. Momentum 0.1 (not CenterPoint's 0.01) so
+# that running statistics settle within the few hundred steps of a CPU-scale run.
+BN_EPS = 1e-3
+BN_MOMENTUM = 0.1
+
+
 def scale_channels(c: int, width: float) -> int:
     """Channel count ``c`` scaled by the width multiplier (at least 1)."""
     return max(1, int(round(c * width)))
@@ -31,7 +37,7 @@ def _conv_out_len(n: int, k: int, s: int, p: int) -> int:
 
 def _block(conv, cout: int):
     sp = get_spconv()
-    return sp.SparseSequential(conv, nn.BatchNorm1d(cout, eps=1e-3, momentum=0.01), nn.ReLU(inplace=True))
+    return sp.SparseSequential(conv, nn.BatchNorm1d(cout, eps=BN_EPS, momentum=BN_MOMENTUM), nn.ReLU(inplace=True))
 
 
 class SparseEncoder(nn.Module):

@@ -4,9 +4,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from kd3d.models.backbones.sparse_encoder import BN_EPS, BN_MOMENTUM
+
 
 def _mlp(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(cin, cout, bias=False), nn.BatchNorm1d(cout, eps=1e-3, momentum=0.01),
+    return nn.Sequential(nn.Linear(cin, cout, bias=False), nn.BatchNorm1d(cout, eps=BN_EPS, momentum=BN_MOMENTUM),
                          nn.ReLU(inplace=True))
 
 

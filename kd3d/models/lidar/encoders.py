@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from kd3d.models.backbones.sparse_encoder import SparseEncoder, scale_channels
+from kd3d.models.backbones.sparse_encoder import BN_EPS, BN_MOMENTUM, SparseEncoder, scale_channels
 from kd3d.ops.spconv import Voxelizer, sparse_tensor
 from kd3d.structures.bev import BEVGrid
 
@@ -65,7 +65,7 @@ class PillarFeatureNet(nn.Module):
         self.x0 = float(point_range[0]) + self.vx / 2
         self.y0 = float(point_range[1]) + self.vy / 2
         self.linear = nn.Linear(in_channels + 5, out_channels, bias=False)
-        self.norm = nn.BatchNorm1d(out_channels, eps=1e-3, momentum=0.01)
+        self.norm = nn.BatchNorm1d(out_channels, eps=BN_EPS, momentum=BN_MOMENTUM)
 
     def forward(self, voxels: torch.Tensor, num_points: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         """voxels (V, P, F), num_points (V,), coords (V, 4) ``b z y x`` -> (V, C)."""

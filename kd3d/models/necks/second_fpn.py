@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from kd3d.models.backbones.sparse_encoder import scale_channels
+from kd3d.models.backbones.sparse_encoder import BN_EPS, BN_MOMENTUM, scale_channels
 
 
 class SECONDFPN(nn.Module):
@@ -41,7 +41,8 @@ class SECONDFPN(nn.Module):
             else:
                 k = int(round(1 / u))
                 conv = nn.Conv2d(cin, cout, k, stride=k, bias=False)
-            self.blocks.append(nn.Sequential(conv, nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01), nn.ReLU(inplace=True)))
+            norm = nn.BatchNorm2d(cout, eps=BN_EPS, momentum=BN_MOMENTUM)
+            self.blocks.append(nn.Sequential(conv, norm, nn.ReLU(inplace=True)))
         self.out_channels_total = sum(chans)
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:

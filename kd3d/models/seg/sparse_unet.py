@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from kd3d.models.backbones.sparse_encoder import scale_channels
+from kd3d.models.backbones.sparse_encoder import BN_EPS, BN_MOMENTUM, scale_channels
 from kd3d.ops.spconv import get_spconv, sparse_conv3d, sparse_tensor, subm_conv3d
 
 
@@ -60,7 +60,7 @@ def voxelize_points(points: list[torch.Tensor], voxel_size: Sequence[float], poi
 
 
 def _bn_relu(c: int):
-    return (nn.BatchNorm1d(c, eps=1e-3, momentum=0.01), nn.ReLU(inplace=True))
+    return (nn.BatchNorm1d(c, eps=BN_EPS, momentum=BN_MOMENTUM), nn.ReLU(inplace=True))
 
 
 def _subm_block(cin: int, cout: int, key: str):
