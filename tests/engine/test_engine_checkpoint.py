@@ -96,3 +96,17 @@ def test_seeded_dataset_is_deterministic_and_restores_rng():
     ds.set_epoch(1)
     c = [ds[i].gt_boxes.data[:, 1].copy() for i in range(8)]
     assert any(not np.array_equal(x, y) for x, y in zip(a, c))
+
+
+def test_loader_workers_do_not_change_the_data():
+    from kd3d.engine.data import make_loader
+
+    def flips(workers):
+        ds = SeededDataset(ToyDataset(8, split="train"), seed=4)
+        loader, sampler = make_loader(ds, batch_size=2, shuffle=True, seed=4, rank=0, world_size=1,
+                                      num_workers=workers, drop_last=True)
+        ds.set_epoch(1)
+        sampler.set_epoch(1)
+        return [(s.token, s.gt_boxes.data[:, 1].tolist()) for b in loader for s in b.samples]
+
+    assert flips(0) == flips(2)

@@ -65,3 +65,13 @@ def test_bad_config_files(tmp_path):
         load_config(str(p))
     p.write_text("from kd3d.engine.config import ExperimentConfig\ndef config():\n    return ExperimentConfig(name='fn')\n")
     assert load_config(str(p)).name == "fn"
+
+
+def test_cli_reports_config_errors(capsys, tmp_path):
+    from kd3d.cli.main import main
+
+    assert main(["train", "toy", "--set", "optim.lrr=1", "--work-dir", str(tmp_path)]) == 2
+    assert "unknown key 'lrr'" in capsys.readouterr().out
+    assert main(["test", "toy", "--checkpoint", str(tmp_path / "none.pth")]) == 2
+    assert "no such file" in capsys.readouterr().out
+    assert main(["train", "no/such/config"]) == 2
