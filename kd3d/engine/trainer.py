@@ -71,6 +71,8 @@ class Trainer:
         if rt.amp not in ("none", "bf16", "fp16"):
             raise ConfigError(f"runtime.amp: expected 'none', 'bf16' or 'fp16', got {rt.amp!r}")
         self.amp = rt.amp if self.device.type == "cuda" else "none"
+        if rt.amp != self.amp:
+            self.log.info("runtime.amp=%s ignored on %s (autocast is used on CUDA only)", rt.amp, self.device)
 
         _seed_all(rt.seed)  # identical initial weights on every rank
         self.model = build_model(cfg.model)
@@ -114,6 +116,10 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _find_resume(self, resume) -> Path | None:
         if resume is False or resume is None:
+            old = latest_checkpoint(self.work_dir)
+            if old is not None:
+                self.log.warning("%s already holds checkpoints (newest %s); this fresh run overwrites them "
+                                 "(pass --resume to continue instead)", self.work_dir, old.name)
             return None
         if resume is True:
             path = latest_checkpoint(self.work_dir)
