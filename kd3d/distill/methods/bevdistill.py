@@ -91,8 +91,8 @@ class InstanceContrastiveLoss(nn.Module):
                 xy = xy.to(student.device)
                 fs.append(sample_bev(student[b:b + 1], sg, xy[None])[0])
                 ft.append(sample_bev(teacher[b:b + 1].detach(), tg, xy[None])[0])
-        if not fs:
-            return student.sum() * 0.0
+        if not fs:  # keep the heads in the graph (DDP expects every parameter to get a gradient)
+            return student.sum() * 0.0 + sum(p.sum() for p in self.parameters()) * 0.0
         zs = F.normalize(self.student_proj(torch.cat(fs)), dim=1)
         zt = F.normalize(self.teacher_proj(torch.cat(ft)), dim=1)
         logits = zs @ zt.t() / self.temperature

@@ -157,8 +157,9 @@ class PointDistillerLoss(nn.Module):
             gs, gt = self.student_edge(zs, nbr), self.teacher_edge(zt, nbr)
             phi = reweight(score, self.tau)
             losses.append((phi[:, None] * (gt - gs).pow(2)).mean())
-        if not losses:
-            return (student.features if is_sparse_tensor(student) else student).sum() * 0.0
+        if not losses:  # keep the graph convs in the graph (DDP expects every parameter to get a gradient)
+            zero = sum(p.sum() for p in self.parameters()) * 0.0
+            return (student.features if is_sparse_tensor(student) else student).sum() * 0.0 + zero
         return torch.stack(losses).mean()
 
     def extra_repr(self):

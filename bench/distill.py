@@ -1,0 +1,171 @@
+"""Distillation benchmark: baseline students vs each method, several seeds, equal steps.
+
+For a suite (teacher, baseline student config, distillation configs) this script
+
+1. trains the teacher once (or reuses the checkpoint in its work dir),
+2. trains the baseline student and every distilled student for ``--steps`` optimiser steps
+   with seeds 0..S-1 (same data, schedule and step count; only ``distill`` differs),
+3. evaluates each run on the validation split with the config's evaluator, and
+4. writes a Markdown table (mean +- std over seeds, difference to the baseline, per-seed values)
+   to ``--out`` (default ``docs/results.md``), plus every run's metrics as JSON lines in the
+   work dir (finished runs are reused when the script is run again).
+
+Suites::
+
+    toy           configs/toy.py teacher (16 ch) -> 8-channel student: FitNet+CWD, DistillBEV
+                  (engine's in-memory toy dataset; minutes on a laptop CPU)
+    synth-camera  synth/lidar_teacher -> synth/camera_student: BEVDistill, DistillBEV, UniDistill
+    synth-lidar   synth/lidar_teacher -> synth/lidar_student_050: PointDistiller (SECOND setting)
+    synth-pillar  synth/lidar_teacher_pillar -> synth/pillar_student_050: PointDistiller (PointPillars)
+    synth-seg     synth/seg_teacher -> synth/seg_student_050: PVD
+
+The synth suites need the generated dataset (``kd3d synth --format nuscenes --out
+datasets/synth/nuscenes``) and are meant for a GPU; e.g.::
+
+    python3 bench/distill.py --suite toy --seeds 3
+    python3 bench/distill.py --suite synth-camera --seeds 3 --steps 2000 --teacher-steps 4000
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SUITES = {
+    "toy": {"teacher": "toy", "baseline": "distill/toy_fitnet",
+            "methods": {"FitNet+CWD": "distill/toy_fitnet", "DistillBEV": "distill/toy_distillbev"},
+            "metric": "ap", "note": "engine's in-memory toy dataset (16 scenes, one class), centre-distance AP "
+                                    "(kd3d.engine.toy); a check of the distillation pipeline, not a paper number"},
+    "synth-camera": {"teacher": "synth/lidar_teacher", "baseline": "synth/camera_student",
+                     "methods": {"BEVDistill": "synth/distill_bevdistill", "DistillBEV": "synth/distill_distillbev",
+                                 "UniDistill": "synth/camera_student_unidistill"}, "metric": "NDS"},
+    "synth-lidar": {"teacher": "synth/lidar_teacher", "baseline": "synth/lidar_student_050",
+                    "methods": {"PointDistiller": "synth/distill_pointdistiller"}, "metric": "NDS"},
+    "synth-pillar": {"teacher": "synth/lidar_teacher_pillar", "baseline": "synth/pillar_student_050",
+                     "methods": {"PointDistiller": "synth/distill_pointdistiller_pillar"}, "metric": "NDS"},
+    "synth-seg": {"teacher": "synth/seg_teacher", "baseline": "synth/seg_student_050",
+                  "methods": {"PVD": "synth/distill_pvd"}, "metric": "miou"},
+}
+
+
+def _quiet(cfg, *, seed: int, steps: int, ckpt: bool = True):
+    from kd3d.engine.config import override
+
+    rt = dataclasses.replace(cfg.runtime, progress=False, tensorboard=False, seed=seed, eval_interval=0,
+                             ckpt_interval=steps if ckpt else 0)
+    return override(dataclasses.replace(cfg, runtime=rt), {"optim.max_steps": steps})
+
+
+def _run(cfg, work: Path, log: Path, key: dict) -> dict:
+    """Train + evaluate ``cfg`` in ``work`` unless ``log`` already holds ``key``'s result."""
+    from kd3d.engine.trainer import Trainer
+
+    if log.exists():
+        for line in log.read_text().splitlines():
+            rec = json.loads(line)
+            if all(rec.get(k) == v for k, v in key.items()):
+                return rec
+    t0 = time.time()
+    metrics = Trainer(cfg, work).fit()  # trains, saves the final checkpoint, evaluates
+    rec = dict(key, metrics=metrics, seconds=round(time.time() - t0, 1))
+    with log.open("a") as f:
+        f.write(json.dumps(rec) + "\n")
+    return rec
+
+
+def _teacher(suite: dict, args, log: Path) -> tuple[Path, dict]:
+    from kd3d.engine.config import load_config
+
+    work = Path(args.teacher_dir or Path(args.work_dir) / "teacher")
+    cfg = _quiet(load_config(suite["teacher"]), seed=0, steps=args.teacher_steps)
+    rec = _run(cfg, work, log, {"run": "teacher", "config": suite["teacher"], "steps": args.teacher_steps})
+    return work, rec
+
+
+def _fmt(values: list[float]) -> str:
+    if not values:
+        return "-"
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:.4f} +- {std:.4f}"
+
+
+def write_report(path: Path, suite_name: str, suite: dict, args, teacher: dict, rows: dict[str, list[dict]]) -> str:
+    import torch
+
+    metric = suite["metric"]
+    base = [r["metrics"].get(metric, float("nan")) for r in rows["baseline"]]
+    lines = [f"## Distillation benchmark: suite `{suite_name}`", "",
+             f"Command: `python3 bench/distill.py {' '.join(sys.argv[1:])}`  ",
+             f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {platform.machine()}, "
+             f"torch {torch.__version__}, device {'cuda' if torch.cuda.is_available() else 'cpu'}  ",
+             f"Every student: {args.steps} optimiser steps, seeds {list(range(args.seeds))}; "
+             f"teacher `{suite['teacher']}` ({args.teacher_steps} steps): {metric} = "
+             f"{teacher['metrics'].get(metric, float('nan')):.4f}  ",
+             f"Data: {suite.get('note', 'generated synthetic nuScenes (kd3d synth), val split')}", "",
+             f"| student | {metric} (mean +- std) | diff to baseline | per seed |", "|---|---|---|---|"]
+    for label, recs in rows.items():
+        vals = [r["metrics"].get(metric, float("nan")) for r in recs]
+        diff = "-" if label == "baseline" else f"{statistics.fmean(vals) - statistics.fmean(base):+.4f}"
+        lines.append(f"| {label} | {_fmt(vals)} | {diff} | {', '.join(f'{v:.4f}' for v in vals)} |")
+    text = "\n".join(lines) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = path.read_text() if path.exists() else "# kd3d results\n\nWritten by `bench/distill.py`.\n"
+    marker = f"## Distillation benchmark: suite `{suite_name}`"
+    if marker in old:  # replace this suite's section, keep the others
+        head, _, rest = old.partition(marker)
+        nxt = rest.find("\n## ")
+        old = head.rstrip() + "\n" + (rest[nxt:] if nxt >= 0 else "")
+    path.write_text(old.rstrip() + "\n\n" + text)
+    return text
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--suite", choices=sorted(SUITES), default="toy")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=64, help="optimiser steps of every student run")
+    p.add_argument("--teacher-steps", type=int, default=128)
+    p.add_argument("--teacher-dir", default="", help="reuse this teacher work dir (latest checkpoint)")
+    p.add_argument("--work-dir", default="")
+    p.add_argument("--out", default=str(ROOT / "docs" / "results.md"))
+    args = p.parse_args(argv)
+    from kd3d.engine.config import load_config, override
+
+    suite = SUITES[args.suite]
+    args.work_dir = args.work_dir or str(ROOT / "work_dirs" / f"bench_distill_{args.suite}")
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "runs.jsonl"
+    teacher_dir, teacher = _teacher(suite, args, log)
+    print(f"teacher {suite['teacher']}: {teacher['metrics']}", flush=True)
+    rows: dict[str, list[dict]] = {"baseline": []}
+    plan = [("baseline", suite["baseline"])] + list(suite["methods"].items())
+    for label, name in plan:
+        rows.setdefault(label, [])
+        for seed in range(args.seeds):
+            cfg = _quiet(load_config(name), seed=seed, steps=args.steps, ckpt=False)
+            if label == "baseline":
+                cfg = dataclasses.replace(cfg, distill=None)
+            else:
+                cfg = override(cfg, {"distill.teacher_checkpoint": str(teacher_dir)})
+            rec = _run(cfg, work / f"{label}_s{seed}", log,
+                       {"run": label, "config": name, "seed": seed, "steps": args.steps,
+                        "teacher_steps": args.teacher_steps})
+            print(f"{label:>14s} seed {seed}: {suite['metric']} = {rec['metrics'].get(suite['metric'])} "
+                  f"({rec['seconds']} s)", flush=True)
+            rows[label].append(rec)
+    print(write_report(Path(args.out), args.suite, suite, args, teacher, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,32 @@
+"""bench/distill.py end to end on the toy suite (2 steps per run): teacher, baseline and every
+method trained, evaluated, a results table written and finished runs reused."""
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_distill", ROOT / "bench" / "distill.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_toy_suite_writes_table_and_reuses_runs(tmp_path):
+    bench = _bench()
+    out = tmp_path / "results.md"
+    args = ["--suite", "toy", "--seeds", "1", "--steps", "2", "--teacher-steps", "2", "--work-dir",
+            str(tmp_path / "work"), "--out", str(out)]
+    assert bench.main(args) == 0
+    text = out.read_text()
+    assert "suite `toy`" in text
+    for label in ("baseline", "FitNet+CWD", "DistillBEV"):
+        assert f"| {label} |" in text
+    runs = [json.loads(x) for x in (tmp_path / "work" / "runs.jsonl").read_text().splitlines()]
+    assert [r["run"] for r in runs] == ["teacher", "baseline", "FitNet+CWD", "DistillBEV"]
+    assert all("ap" in r["metrics"] for r in runs)
+    assert bench.main(args) == 0  # second call: every run comes from runs.jsonl
+    assert len((tmp_path / "work" / "runs.jsonl").read_text().splitlines()) == 4
+    assert out.read_text().count("suite `toy`") == 1  # the section is replaced, not appended
