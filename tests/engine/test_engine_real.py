@@ -99,3 +99,18 @@ def test_segmenter_trains_and_writes_lidarseg_bins(synth_root, tmp_path):
         assert path.name.startswith(entry["lidar"]["sd_token"])
         labels = np.fromfile(path, dtype=np.uint8)
         assert labels.min() >= 1 and labels.max() <= 16
+
+
+def test_kitti_pillar_writes_result_files_and_scores(tmp_path):
+    from kd3d.data.synth import generate_kitti
+
+    root = tmp_path / "kitti"
+    generate_kitti(root, frames=4, seed=1, image_size=(621, 188), progress=False)
+    cfg = override(load_config("synth/kitti_pillar"), {
+        "data.root": str(root), "optim.max_steps": 1, "model.kwargs.width": 0.25, "runtime.progress": False,
+        "runtime.tensorboard": False})
+    ckpt_metrics = run_experiment(cfg, tmp_path / "run")
+    assert "mAP/3d_R40_moderate" in ckpt_metrics and "Car/3d_R40_moderate" in ckpt_metrics
+    val = build_dataset(cfg.data, cfg.data.val_split, train=False)
+    files = sorted(p.stem for p in (tmp_path / "run/eval/step00000001/kitti_results").glob("*.txt"))
+    assert files == sorted(val.tokens)

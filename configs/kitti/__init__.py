@@ -1,0 +1,1 @@
+"""KITTI 3D object configs (Car / Pedestrian / Cyclist, official-protocol evaluation)."""
