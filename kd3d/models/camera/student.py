@@ -82,7 +82,8 @@ class CameraBEVDet(BaseModel):
         return losses
 
     @torch.no_grad()
-    def predict(self, output: ModelOutput, batch) -> list[dict]:
+    def predict(self, output: ModelOutput, batch=None) -> list[dict]:
+        """Per-sample {"boxes": Boxes3D (LiDAR frame), "scores", "labels", "attrs"} (numpy)."""
         return self.head.decode(output.preds)
 
 

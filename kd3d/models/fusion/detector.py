@@ -99,4 +99,5 @@ class FusionCenterPoint(BaseModel):
 
     @torch.no_grad()
     def predict(self, output: ModelOutput, batch=None) -> list[dict]:
+        """Per-sample {"boxes": Boxes3D (LiDAR frame), "scores", "labels", "attrs"} (numpy)."""
         return self.head.decode(output.preds)
