@@ -56,12 +56,18 @@ SUITES = {
 }
 
 
+DATA_ROOT = ""  # --data-root: replaces data.root of every config of a synth suite
+
+
 def _quiet(cfg, *, seed: int, steps: int, ckpt: bool = True):
     from kd3d.engine.config import override
 
     rt = dataclasses.replace(cfg.runtime, progress=False, tensorboard=False, seed=seed, eval_interval=0,
                              ckpt_interval=steps if ckpt else 0)
-    return override(dataclasses.replace(cfg, runtime=rt), {"optim.max_steps": steps})
+    values = {"optim.max_steps": steps}
+    if DATA_ROOT and cfg.data.dataset != "toy":
+        values["data.root"] = DATA_ROOT
+    return override(dataclasses.replace(cfg, runtime=rt), values)
 
 
 def _run(cfg, work: Path, log: Path, key: dict) -> dict:
@@ -110,7 +116,7 @@ def write_report(path: Path, suite_name: str, suite: dict, args, teacher: dict, 
              f"Every student: {args.steps} optimiser steps, seeds {list(range(args.seeds))}; "
              f"teacher `{suite['teacher']}` ({args.teacher_steps} steps): {metric} = "
              f"{teacher['metrics'].get(metric, float('nan')):.4f}  ",
-             f"Data: {suite.get('note', 'generated synthetic nuScenes (kd3d synth), val split')}", "",
+             f"Data: {suite.get('note', 'generated synthetic nuScenes (kd3d synth) at ' + (args.data_root or 'the configs root') + ', val split')}", "",
              f"| student | {metric} (mean +- std) | diff to baseline | per seed |", "|---|---|---|---|"]
     for label, recs in rows.items():
         vals = [r["metrics"].get(metric, float("nan")) for r in recs]
@@ -137,7 +143,10 @@ def main(argv=None) -> int:
     p.add_argument("--teacher-dir", default="", help="reuse this teacher work dir (latest checkpoint)")
     p.add_argument("--work-dir", default="")
     p.add_argument("--out", default=str(ROOT / "docs" / "results.md"))
+    p.add_argument("--data-root", default="", help="dataset root for the synth suites (default: the configs')")
     args = p.parse_args(argv)
+    global DATA_ROOT
+    DATA_ROOT = args.data_root
     from kd3d.engine.config import load_config, override
 
     suite = SUITES[args.suite]
