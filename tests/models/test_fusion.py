@@ -106,3 +106,22 @@ def test_presets_share_the_lidar_head_grid():
     from kd3d.models.lidar.presets import head_grid
 
     assert fusion_centerpoint(scale="synthetic").bev_grid == head_grid("synthetic")
+
+
+def test_load_lidar_detector_weights():
+    from kd3d.models.lidar.presets import centerpoint_voxel
+
+    torch.manual_seed(1)
+    lidar = centerpoint_voxel(scale="synthetic", width=0.125, class_names=CLASSES, point_range=RANGE,
+                              voxel_size=(0.25, 0.25, 0.25), layer_nums=(1, 1), max_voxels=4000)
+    model = tiny_fusion_model()
+    untouched = model.load_lidar_detector(lidar.state_dict())
+    assert untouched and all(k.startswith(("camera.", "fuser.")) for k in untouched)
+    fused = model.state_dict()
+    for k, v in lidar.state_dict().items():
+        target = "lidar_encoder." + k[len("encoder."):] if k.startswith("encoder.") else k
+        assert torch.equal(fused[target], v), k
+    wider = centerpoint_voxel(scale="synthetic", width=0.25, class_names=CLASSES, point_range=RANGE,
+                              voxel_size=(0.25, 0.25, 0.25), layer_nums=(1, 1), max_voxels=4000)
+    with pytest.raises(ValueError, match="shape"):
+        model.load_lidar_detector(wider.state_dict())

@@ -73,6 +73,25 @@ class FusionCenterPoint(BaseModel):
         self.bev_grid = head.grid
         self.class_names = head.class_names
 
+    def load_lidar_detector(self, state_dict: dict) -> list[str]:
+        """Initialise from a trained LiDAR CenterPoint (:class:`kd3d.models.lidar.LidarCenterPoint`
+        state dict, e.g. ``torch.load(ckpt, weights_only=True)["model"]``): ``encoder.*`` goes to
+        ``lidar_encoder.*``; ``backbone.*``, ``neck.*`` and ``head.*`` load where shapes agree (they
+        do for presets of the same scale and width, since the fuser keeps the LiDAR channel count).
+        Returns the keys of this model left untouched (camera branch, fuser, ...)."""
+        own = self.state_dict()
+        mapped = {}
+        for k, v in state_dict.items():
+            name = "lidar_encoder." + k[len("encoder."):] if k.startswith("encoder.") else k
+            if name not in own:
+                raise ValueError(f"load_lidar_detector: key {k!r} has no counterpart {name!r} in the fusion model")
+            if own[name].shape != v.shape:
+                raise ValueError(f"load_lidar_detector: {k!r} has shape {tuple(v.shape)}, fusion model expects "
+                                 f"{tuple(own[name].shape)} (different scale or width?)")
+            mapped[name] = v
+        self.load_state_dict(mapped, strict=False)
+        return [k for k in own if k not in mapped]
+
     def forward(self, batch) -> ModelOutput:
         if not batch.points:
             raise ValueError("FusionCenterPoint: batch.points is empty (need a list of (N, 5) tensors)")
