@@ -59,6 +59,25 @@ def test_lidar_teacher_trains_and_evaluates(synth_root, tmp_path):
     assert (tmp_path / "test_out/results_nusc.json").is_file()
 
 
+def test_real_detector_resumes_exactly(synth_root, tmp_path):
+    """Exact resume with the real loader and its random transforms (rotation, scale, flips,
+    point shuffle are reseeded per sample) and a real detector, across an epoch boundary."""
+    from kd3d.engine.checkpoint import latest_checkpoint, load_checkpoint
+    from kd3d.engine.trainer import Trainer
+
+    cfg = _small(load_config("synth/lidar_teacher_pillar"), synth_root,
+                 **{"optim.max_steps": 3, "model.kwargs.width": 0.25, "eval.evaluator": "none",
+                    "model.kwargs.point_range": [-25.6, -25.6, -5.0, 25.6, 25.6, 3.0]})
+    run_experiment(cfg, tmp_path / "full")
+    Trainer(cfg, tmp_path / "part", stop_after=1).fit()
+    run_experiment(cfg, tmp_path / "part", resume=True)
+    a = load_checkpoint(latest_checkpoint(tmp_path / "full"))["model"]
+    b = load_checkpoint(latest_checkpoint(tmp_path / "part"))["model"]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
 def test_camera_student_step_and_distill_hook(synth_root):
     from kd3d.distill import DistillConfig
 
