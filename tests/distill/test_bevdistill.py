@@ -54,6 +54,24 @@ def test_instance_contrastive_infonce_golden():
     assert loss(s, t, ctx_for([[]], grid)).item() == 0.0
 
 
+def test_instance_locations_from_student_peaks():
+    grid = BEVGrid(0, 0, 4, 4, 1, 1)
+    heat = torch.full((1, 1, 4, 4), -9.0)
+    heat[0, 0, 3, 2] = 3.0  # one predicted centre at cell (row 3, col 2) -> xy (2.5, 3.5)
+    ctx = ctx_for([[box(0.5, 0.5, 1, 1)]], grid)
+    ctx.student_out.feats["heatmap"] = heat
+    s = torch.zeros(1, 2, 4, 4)
+    s[0, 0, 0, 0], s[0, 1, 3, 2] = 1.0, 1.0
+    t = s.clone()
+    for where, n in (("gt", 1), ("pred", 1), ("both", 2)):
+        loss = InstanceContrastiveLoss(student_channels=2, teacher_channels=2, temperature=0.5, locations=where)
+        loss.student_proj, loss.teacher_proj = torch.nn.Identity(), torch.nn.Identity()
+        expected = 0.0 if n == 1 else math.log1p(math.exp(-2.0))
+        assert loss(s, t, ctx).item() == pytest.approx(expected, abs=1e-6), where
+    with pytest.raises(ValueError, match="locations"):
+        InstanceContrastiveLoss(student_channels=1, teacher_channels=1, locations="queries")
+
+
 def test_prediction_term_weighted_by_teacher_score():
     grid = BEVGrid(0, 0, 6, 6, 1, 1)
     ctx = ctx_for([[]], grid)

@@ -76,3 +76,15 @@ def test_pvd_end_to_end_half_width_student():
         assert set(h) == {"student/ce", "distill/pvd/point_kl", "distill/pvd/voxel_kl", "distill/pvd/affinity"}
         assert all(math.isfinite(v) and v >= 0 for v in h.values())
     assert hist[0]["distill/pvd/affinity"] > 0
+
+
+def test_voxel_affinity_term_on_sparse_features():
+    torch.manual_seed(0)
+    terms, _ = pvd_terms(point_kl_weight=0, voxel_kl_weight=0, affinity_weight=0, voxel_affinity_weight=1.0,
+                         voxel_size=TinySparseNet.VOXEL, point_range=TinySparseNet.RANGE, num_supervoxels=4)
+    assert [t.name for t in terms] == ["pvd/voxel_affinity"]
+    d = Distiller(student=TinySparseNet(width=4), teacher=TinySparseNet(width=8), terms=terms)
+    hist = train_steps(d, [make_batch(0)])
+    assert hist[0]["distill/pvd/voxel_affinity"] > 0
+    with pytest.raises(ValueError, match="voxel_size and point_range"):
+        pvd_terms(voxel_affinity_weight=1.0)

@@ -67,26 +67,49 @@ def instance_centres(gt_boxes: list, grid) -> list[torch.Tensor]:
 
 
 class InstanceContrastiveLoss(nn.Module):
-    """Sparse instance term: sample both BEV maps at the GT centres (bilinear, each on its own
-    grid), project with a per-side MLP, L2-normalise and apply InfoNCE over all instances of the
-    batch: ``CE(zS @ zT^T / temperature, diag)`` (student instance i's positive is teacher
+    """Sparse instance term: sample both BEV maps at instance locations (bilinear, each on its
+    own grid), project with a per-side MLP, L2-normalise and apply InfoNCE over all instances of
+    the batch: ``CE(zS @ zT^T / temperature, diag)`` (student instance i's positive is teacher
     instance i, every other teacher instance is a negative). 0 when the batch has no instance.
 
+    ``locations``: 'gt' (GT box centres), 'pred' (the student's predicted centres: up to
+    ``max_pred`` 3x3 local maxima of ``max_c sigmoid(student heatmap)`` above ``pred_thresh``,
+    the dense-head analogue of BEVDistill's student queries) or 'both'.
     The projection heads are trained with the student and dropped at export.
     """
 
     def __init__(self, *, student_channels: int, teacher_channels: int, proj_dim: int = 128,
-                 hidden: int = 256, temperature: float = 0.07):
+                 hidden: int = 256, temperature: float = 0.07, locations: str = "gt", max_pred: int = 32,
+                 pred_thresh: float = 0.1):
         super().__init__()
+        if locations not in ("gt", "pred", "both"):
+            raise ValueError(f"InstanceContrastiveLoss: locations must be gt/pred/both, got {locations!r}")
         self.student_proj = _mlp(student_channels, hidden, proj_dim)
         self.teacher_proj = _mlp(teacher_channels, hidden, proj_dim)
         self.temperature = float(temperature)
+        self.locations, self.max_pred, self.pred_thresh = locations, int(max_pred), float(pred_thresh)
+
+    def _locations(self, ctx, tg) -> list[torch.Tensor]:
+        centres = instance_centres(ctx.batch.gt_boxes, tg) if self.locations in ("gt", "both") else None
+        if self.locations == "gt":
+            return centres
+        heat = ctx.student_out.feats.get("heatmap")
+        if heat is None:
+            raise KeyError("InstanceContrastiveLoss(locations='pred') needs the student's 'heatmap' feature")
+        hg = grid_for_map(ctx.student_grid, heat.shape)
+        peaks = teacher_peaks(heat, score_thresh=self.pred_thresh, max_peaks=self.max_pred)
+        out = []
+        for b in range(heat.shape[0]):
+            rows, cols = torch.nonzero(peaks[b] > 0, as_tuple=True)
+            xy = torch.stack([hg.xmin + (cols.double() + 0.5) * hg.dx, hg.ymin + (rows.double() + 0.5) * hg.dy], 1)
+            xy = xy.float().cpu()
+            out.append(xy if centres is None else torch.cat([centres[b].cpu(), xy]))
+        return out
 
     def forward(self, student, teacher, ctx):
         sg, tg = _grids(ctx, student.shape, teacher.shape)
-        centres = instance_centres(ctx.batch.gt_boxes, tg)
         fs, ft = [], []
-        for b, xy in enumerate(centres):
+        for b, xy in enumerate(self._locations(ctx, tg)):
             if len(xy):
                 xy = xy.to(student.device)
                 fs.append(sample_bev(student[b:b + 1], sg, xy[None])[0])
@@ -99,7 +122,7 @@ class InstanceContrastiveLoss(nn.Module):
         return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
 
     def extra_repr(self):
-        return f"temperature={self.temperature}"
+        return f"temperature={self.temperature}, locations={self.locations}"
 
 
 def teacher_peaks(heatmap_logits: torch.Tensor, *, score_thresh: float, max_peaks: int):
@@ -144,11 +167,13 @@ class PredictionL1Loss(nn.Module):
 def bevdistill_terms(*, student_channels: int, teacher_channels: int, feature_key: str = "bev_neck",
                      dense_weight: float = 0.01, instance_weight: float = 0.2, prediction_weight: float = 1.0,
                      temperature: float = 0.07, proj_dim: int = 128, hidden: int = 256,
-                     min_overlap: float = 0.1, score_thresh: float = 0.1, max_peaks: int = 100):
+                     min_overlap: float = 0.1, score_thresh: float = 0.1, max_peaks: int = 100,
+                     instance_locations: str = "gt"):
     """BEVDistill terms on ``feature_key`` (student C_s -> teacher C_t channels).
 
     Returns ``(terms, adapters)``. A weight of 0 drops its term. The prediction term's weight
-    is not given by the paper; 1.0 here.
+    is not given by the paper; 1.0 here. ``instance_locations``: 'gt', 'pred' or 'both' (see
+    :class:`InstanceContrastiveLoss`).
     """
     terms, adapters = [], {}
     if dense_weight:
@@ -157,7 +182,8 @@ def bevdistill_terms(*, student_channels: int, teacher_channels: int, feature_ke
                                  ForegroundGaussianMSE(min_overlap=min_overlap), "bevdistill_dense", dense_weight))
     if instance_weight:
         loss = InstanceContrastiveLoss(student_channels=student_channels, teacher_channels=teacher_channels,
-                                       proj_dim=proj_dim, hidden=hidden, temperature=temperature)
+                                       proj_dim=proj_dim, hidden=hidden, temperature=temperature,
+                                       locations=instance_locations)
         terms.append(DistillTerm("bevdistill/instance", feature_key, feature_key, loss, None, instance_weight))
     if prediction_weight:
         terms.append(DistillTerm("bevdistill/prediction", ("heatmap", "reg"), ("heatmap", "reg"),

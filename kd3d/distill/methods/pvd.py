@@ -177,8 +177,14 @@ class VoxelKLLoss(PointKLLoss):
 
 def pvd_terms(*, temperature: float = 1.0, point_kl_weight: float = 1.0, voxel_kl_weight: float = 1.0,
               affinity_weight: float = 1.0, feature_key: str = "point_feats", num_supervoxels: int = 8,
-              points_per_supervoxel: int = 64, supervoxel_mode: str = "cylinder", seed: int = 0):
-    """PVD terms; a weight of 0 drops its term. Returns ``(terms, {})``."""
+              points_per_supervoxel: int = 64, supervoxel_mode: str = "cylinder", seed: int = 0,
+              voxel_affinity_weight: float = 0.0, voxel_key: str = "voxel", voxel_size=None, point_range=None):
+    """PVD terms; a weight of 0 drops its term. Returns ``(terms, {})``.
+
+    ``voxel_affinity_weight`` > 0 adds the same supervoxel affinity on the sparse ``voxel_key``
+    features (voxels matched by coordinates, centres from ``voxel_size`` (vx, vy, vz) and
+    ``point_range`` of that tensor's grid; both required then).
+    """
     terms = []
     if point_kl_weight:
         terms.append(DistillTerm("pvd/point_kl", "point_logits", "point_logits", PointKLLoss(temperature=temperature),
@@ -190,4 +196,11 @@ def pvd_terms(*, temperature: float = 1.0, point_kl_weight: float = 1.0, voxel_k
         loss = AffinityDistillLoss(num_supervoxels=num_supervoxels, points_per_supervoxel=points_per_supervoxel,
                                    mode=supervoxel_mode, seed=seed)
         terms.append(DistillTerm("pvd/affinity", feature_key, feature_key, loss, None, affinity_weight))
+    if voxel_affinity_weight:
+        if voxel_size is None or point_range is None:
+            raise ValueError("pvd_terms: voxel_affinity_weight needs voxel_size and point_range of the voxel grid")
+        loss = AffinityDistillLoss(num_supervoxels=num_supervoxels, points_per_supervoxel=points_per_supervoxel,
+                                   mode=supervoxel_mode, seed=seed + 1, voxel_size=list(voxel_size),
+                                   point_range=list(point_range))
+        terms.append(DistillTerm("pvd/voxel_affinity", voxel_key, voxel_key, loss, None, voxel_affinity_weight))
     return terms, {}
