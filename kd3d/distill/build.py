@@ -35,6 +35,8 @@ class DistillConfig:
     inherit_head       initialise the student's ``head.*`` from the teacher (DistillBEV)
     cache_dir          teacher cache folder ('' = run the teacher every step); needs
                        deterministic inputs (no train augmentation)
+    cache_region_margin  store only BEV cells within this many metres of GT boxes (None: all);
+                       for foreground-only terms (BEVDistill, UniDistill)
     """
 
     method: str = "bevdistill"
@@ -46,6 +48,7 @@ class DistillConfig:
     student_weight: float = 1.0
     inherit_head: bool = False
     cache_dir: str = ""
+    cache_region_margin: float | None = None
 
     def build(self, *, student: nn.Module) -> Distiller:
         return build_distiller(self, student=student)
@@ -78,7 +81,8 @@ def build_distiller(cfg: DistillConfig, *, student: nn.Module, teacher: nn.Modul
     if cfg.cache_dir:
         from kd3d.distill.cache import TeacherCache
 
-        distiller.teacher_cache = TeacherCache.for_teacher(cfg.cache_dir, teacher, terms)
+        distiller.teacher_cache = TeacherCache.for_teacher(cfg.cache_dir, teacher, terms,
+                                                           region_margin=cfg.cache_region_margin)
     return distiller
 
 

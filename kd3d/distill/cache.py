@@ -12,6 +12,9 @@ Layout under ``root``::
   of B are cut into B equal chunks (``(B, C, H, W)``; camera ``depth`` (B*NC, ...));
   ``SparseConvTensor`` by batch index; keys starting with ``point_`` ((N, C), points of all
   samples concatenated) by the samples' key-point (or all-point) counts.
+* ``region_margin`` (metres, opt-in): dense BEV maps keep only the cells near GT boxes (zeros
+  elsewhere on load) - for terms that read only foreground (BEVDistill dense/instance,
+  UniDistill); not for DistillBEV (background region) or whole-map losses.
 * The fingerprint hashes the teacher's state dict (names, dtypes, shapes, bytes) and the term
   configuration; opening a cache with another fingerprint invalidates it (entries removed).
 * Writes are atomic (temporary file + ``os.replace``); an unreadable entry raises
@@ -102,6 +105,35 @@ def _split(feats: dict, keys, batch, bsz: int) -> list[dict]:
     return per
 
 
+def _crop_regions(entry: dict, boxes: torch.Tensor, grid: BEVGrid, margin: float) -> dict:
+    """Keep only the cells of (1, C, H, W) maps within ``margin`` metres of a GT box (circle of
+    radius ``margin + max(l, w) / 2`` around each box centre); the rest is zero on load."""
+    out = {}
+    for key, item in entry.items():
+        data = item.get("data")
+        if item["kind"] != "dense" or data is None or data.ndim != 4 or data.shape[0] != 1:
+            out[key] = item
+            continue
+        h, w = data.shape[-2:]
+        g = BEVGrid(grid.xmin, grid.ymin, grid.xmax, grid.ymax, (grid.xmax - grid.xmin) / w, (grid.ymax - grid.ymin) / h)
+        centres = torch.as_tensor(g.cell_centers(), dtype=torch.float64).reshape(-1, 2)
+        keep = torch.zeros(h * w, dtype=torch.bool)
+        for bx in boxes.detach().cpu().double():
+            r = margin + 0.5 * max(float(bx[3]), float(bx[4]))
+            keep |= ((centres - bx[:2]) ** 2).sum(dim=1) <= r * r
+        cells = torch.nonzero(keep, as_tuple=True)[0]
+        out[key] = {"kind": "dense_cells", "shape": list(data.shape), "cells": cells,
+                    "data": data.reshape(data.shape[1], -1)[:, cells]}
+    return out
+
+
+def _from_cells(item: dict) -> torch.Tensor:
+    shape = item["shape"]
+    full = torch.zeros(shape[1], shape[2] * shape[3], dtype=item["data"].dtype)
+    full[:, item["cells"]] = item["data"]
+    return full.reshape(shape)
+
+
 def _to_storage(entry: dict, dtype) -> dict:
     out = {}
     for key, item in entry.items():
@@ -118,7 +150,11 @@ class TeacherCache:
     """On-disk teacher features keyed by sample token (see the module docstring)."""
 
     def __init__(self, root, *, fingerprint: str, keys, bev_grid: BEVGrid | None = None,
-                 dtype: torch.dtype = torch.float16):
+                 dtype: torch.dtype = torch.float16, region_margin: float | None = None):
+        if region_margin is not None and bev_grid is None:
+            raise ValueError("TeacherCache: region_margin needs the teacher's bev_grid")
+        self.region_margin = region_margin
+        fingerprint = fingerprint if region_margin is None else f"{fingerprint}|region{float(region_margin)}"
         self.root = Path(root)
         self.entries = self.root / "entries"
         self.fingerprint, self.keys, self.bev_grid, self.dtype = fingerprint, list(keys), bev_grid, dtype
@@ -187,6 +223,11 @@ class TeacherCache:
     def __len__(self) -> int:
         return len(list(self.entries.glob("*.pt"))) if self.entries.exists() else 0
 
+    def _crop(self, entry: dict, batch, b: int) -> dict:
+        if self.region_margin is None:
+            return entry
+        return _crop_regions(entry, batch.gt_boxes[b], self.bev_grid, self.region_margin)
+
     def write(self, token: str, entry: dict) -> None:
         payload = {"token": token, "fingerprint": self.fingerprint, "feats": _to_storage(entry, self.dtype)}
         self._atomic_write(self.path(token), lambda f: torch.save(payload, f))
@@ -219,9 +260,9 @@ class TeacherCache:
             if device is not None:
                 batch = batch.to(device)
             out = teacher(batch)
-            for token, entry in zip(tokens, _split(out.feats, self.keys, batch, len(tokens))):
+            for b, (token, entry) in enumerate(zip(tokens, _split(out.feats, self.keys, batch, len(tokens)))):
                 if overwrite or not self.has(token):
-                    self.write(token, entry)
+                    self.write(token, self._crop(entry, batch, b))
                     written += 1
         return written
 
@@ -242,9 +283,9 @@ class TeacherCache:
                              "cached teacher features would not match. Disable train augmentation or the cache")
         teacher.eval()
         out = teacher(batch)
-        for token, entry in zip(tokens, _split(out.feats, self.keys, batch, len(tokens))):
+        for b, (token, entry) in enumerate(zip(tokens, _split(out.feats, self.keys, batch, len(tokens)))):
             if token in missing:
-                self.write(token, entry)
+                self.write(token, self._crop(entry, batch, b))
         return len(missing)
 
     def output_for(self, batch, device=None) -> ModelOutput:
@@ -261,5 +302,6 @@ class TeacherCache:
                 f = torch.cat([it["features"] for it in items]).float()
                 feats[key] = sparse_tensor(f.to(device), idx.to(device), items[0]["spatial_shape"], len(items))
             else:
-                feats[key] = torch.cat([it["data"] for it in items]).float().to(device)
+                data = [_from_cells(it) if it["kind"] == "dense_cells" else it["data"] for it in items]
+                feats[key] = torch.cat(data).float().to(device)
         return ModelOutput(feats=feats)

@@ -99,3 +99,29 @@ def test_sparse_and_point_features_round_trip(tmp_path):
     d = Distiller(student=TinySparseNet(width=4), teacher=None, terms=terms, teacher_cache=cache)
     hist = train_steps(d, [batch])
     assert hist[0]["distill/pvd/voxel_kl"] >= 0
+
+
+def test_region_cropped_cache_keeps_foreground_only(tmp_path):
+    from kd3d.distill.methods.unidistill import unidistill_terms
+
+    torch.manual_seed(0)
+    teacher = TinyBEVDetector(grid=GRID, width=8)
+    terms, adapters = unidistill_terms(teacher_modality="lidar", student_modality="camera", student_channels=4,
+                                       teacher_channels=8)
+    batch = make_batch(0)
+    full = TeacherCache.for_teacher(tmp_path / "full", teacher, terms)
+    crop = TeacherCache.for_teacher(tmp_path / "crop", teacher, terms, region_margin=3.0)
+    assert crop.fingerprint != full.fingerprint
+    full.build(teacher, [batch]), crop.build(teacher, [batch])
+    assert crop.path("tok0_0").stat().st_size < full.path("tok0_0").stat().st_size
+    a, b = full.output_for(batch).feats["bev_neck"], crop.output_for(batch).feats["bev_neck"]
+    assert torch.equal(b[0, :, 0, 15], torch.zeros(16))  # (x -8.5..., y -7.5): far from both boxes
+    cx, cy = int((2.0 + 8) // 1), int((1.0 + 8) // 1)  # first box centre cell of sample 0
+    assert torch.equal(a[0, :, cy, cx], b[0, :, cy, cx])
+    # UniDistill reads only near the boxes: the same losses from the cropped cache
+    student = TinyBEVDetector(grid=GRID, width=4)
+    d_full = Distiller(student=student, teacher=None, terms=terms, adapters=adapters, teacher_cache=full).eval()
+    d_crop = Distiller(student=student, teacher=None, terms=terms, adapters=adapters, teacher_cache=crop).eval()
+    la, lb = d_full(batch), d_crop(batch)
+    for k in la:
+        assert lb[k].item() == pytest.approx(la[k].item(), rel=1e-5), k

@@ -42,3 +42,15 @@ def test_untrained_teacher_is_refused(tmp_path):
     cfg = _quiet(load_config("distill/toy_fitnet"), **{"distill.teacher_checkpoint": ""})
     with pytest.raises(ValueError, match="untrained teacher"):
         Trainer(cfg, tmp_path)
+
+
+def test_cached_teacher_through_engine(teacher_dir, tmp_path):
+    """cfg.distill.cache_dir: the first epoch fills the cache, later epochs replay it (toy data
+    without augmentation); the trained student is identical in structure to the uncached one."""
+    cache = tmp_path / "cache"
+    cfg = _quiet(load_config("distill/toy_fitnet"), **{"optim.max_steps": 16, "runtime.ckpt_interval": 16,
+                                                      "distill.teacher_checkpoint": str(teacher_dir),
+                                                      "distill.cache_dir": str(cache)})
+    trainer = Trainer(cfg, tmp_path / "run")
+    trainer.fit()
+    assert len(list((cache / "entries").glob("*.pt"))) == 16  # every toy training sample, once
