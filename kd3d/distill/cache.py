@@ -305,3 +305,49 @@ class TeacherCache:
                 data = [_from_cells(it) if it["kind"] == "dense_cells" else it["data"] for it in items]
                 feats[key] = torch.cat(data).float().to(device)
         return ModelOutput(feats=feats)
+
+
+def build_cache_for_config(cfg, *, split: str | None = None, device: str = "cpu", progress: bool = False) -> int:
+    """Pre-compute the teacher cache of an experiment config (``cfg.distill.cache_dir``) over
+    ``split`` (default the train split, with the train-time dataset settings, which must be
+    deterministic). Returns the number of entries written; training then replays them."""
+    from kd3d.distill.build import build_teacher
+    from kd3d.distill.distiller import load_checkpoint_into
+    from kd3d.distill.methods import build_terms
+    from kd3d.engine.builders import build_dataset
+    from kd3d.engine.data import SeededDataset, make_loader
+
+    dc = getattr(cfg, "distill", None)
+    if dc is None or not getattr(dc, "cache_dir", ""):
+        raise ValueError("build_cache_for_config: the config has no distill.cache_dir")
+    if not dc.teacher_checkpoint:
+        raise ValueError("build_cache_for_config: distill.teacher_checkpoint is empty")
+    teacher = build_teacher(dc)
+    load_checkpoint_into(teacher, dc.teacher_checkpoint)
+    terms, _ = build_terms(dc.method, **dc.method_kwargs)
+    cache = TeacherCache.for_teacher(dc.cache_dir, teacher, terms, region_margin=dc.cache_region_margin)
+    teacher.to(device).eval()
+    d = cfg.data
+    ds = SeededDataset(build_dataset(d, split or d.train_split, train=True), seed=cfg.runtime.seed)
+    loader, _ = make_loader(ds, batch_size=d.eval_batch_size, shuffle=False, seed=cfg.runtime.seed, rank=0,
+                            world_size=1, num_workers=d.num_workers, drop_last=False)
+    written = 0
+    for batch in loader:
+        written += cache.fill(teacher, batch.to(device))
+    if progress:
+        print(f"teacher cache {cache.root}: {written} entries written, {len(cache)} in total")
+    return written
+
+
+if __name__ == "__main__":  # python3 -m kd3d.distill.cache CONFIG [--set a.b=v ...]
+    import argparse
+
+    from kd3d.engine.config import load_config
+
+    parser = argparse.ArgumentParser(description="pre-compute the teacher cache of a distillation config")
+    parser.add_argument("config")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--split", default=None)
+    parser.add_argument("--device", default="cpu")
+    a = parser.parse_args()
+    build_cache_for_config(load_config(a.config, a.set), split=a.split, device=a.device, progress=True)

@@ -54,3 +54,21 @@ def test_cached_teacher_through_engine(teacher_dir, tmp_path):
     trainer = Trainer(cfg, tmp_path / "run")
     trainer.fit()
     assert len(list((cache / "entries").glob("*.pt"))) == 16  # every toy training sample, once
+
+
+def test_precomputed_cache_then_training_never_runs_the_teacher(teacher_dir, tmp_path, monkeypatch):
+    from kd3d.distill.cache import build_cache_for_config
+
+    cache = tmp_path / "cache"
+    cfg = _quiet(load_config("distill/toy_fitnet"), **{"optim.max_steps": 4, "runtime.ckpt_interval": 4,
+                                                      "distill.teacher_checkpoint": str(teacher_dir),
+                                                      "distill.cache_dir": str(cache)})
+    assert build_cache_for_config(cfg) == 16
+    assert build_cache_for_config(cfg) == 0
+    trainer = Trainer(cfg, tmp_path / "run")
+
+    def no_teacher(*a, **k):
+        raise AssertionError("the teacher ran although every sample is cached")
+
+    monkeypatch.setattr(trainer.module.teacher, "forward", no_teacher)
+    trainer.fit()
