@@ -73,10 +73,12 @@ def voxel_point_counts(points: torch.Tensor, indices: torch.Tensor, *, point_ran
     c = torch.floor((p - lo) / vs).long()  # (P, 3) x y z
     ok = (c[:, 0] >= 0) & (c[:, 0] < x) & (c[:, 1] >= 0) & (c[:, 1] < y) & (c[:, 2] >= 0) & (c[:, 2] < z)
     c = c[ok]
-    keys = (c[:, 2] * y + c[:, 1]) * x + c[:, 0]
-    counts = torch.bincount(keys, minlength=z * y * x) if len(keys) else torch.zeros(z * y * x, dtype=torch.long)
-    vi = indices.long()
-    return counts[(vi[:, 0] * y + vi[:, 1]) * x + vi[:, 2]].float()
+    keys = torch.sort((c[:, 2] * y + c[:, 1]) * x + c[:, 0]).values
+    vi = indices.long().to(p.device)
+    vkeys = (vi[:, 0] * y + vi[:, 1]) * x + vi[:, 2]
+    # occurrences of each voxel key among the sorted point keys (no dense Z*Y*X table)
+    counts = torch.searchsorted(keys, vkeys, right=True) - torch.searchsorted(keys, vkeys, right=False)
+    return counts.float()
 
 
 def reweight(score: torch.Tensor, tau: float) -> torch.Tensor:
