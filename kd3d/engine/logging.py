@@ -26,8 +26,12 @@ def get_logger(work_dir: str | Path | None = None, main: bool = True) -> logging
         h._kd3d_stream = True
         logger.addHandler(h)
     if work_dir is not None and main:
-        path = str(Path(work_dir) / "train.log")
-        if not any(getattr(h, "baseFilename", None) == str(Path(path).resolve()) for h in logger.handlers):
+        path = str((Path(work_dir) / "train.log").resolve())
+        for h in list(logger.handlers):  # one run's log file at a time
+            if isinstance(h, logging.FileHandler) and h.baseFilename != path:
+                logger.removeHandler(h)
+                h.close()
+        if not any(getattr(h, "baseFilename", None) == path for h in logger.handlers):
             Path(work_dir).mkdir(parents=True, exist_ok=True)
             fh = logging.FileHandler(path)
             fh.setFormatter(fmt)
