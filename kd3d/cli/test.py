@@ -15,6 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a kd3d checkpoint (.pth)")
     parser.add_argument("--out", default=None, help="folder for result files and metrics.json")
     parser.add_argument("--split", default=None, help="split to run on (default: data.val_split)")
+    parser.add_argument("--format-only", action="store_true",
+                        help="write the result files without computing metrics (e.g. the nuScenes test split)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field (repeatable)")
 
@@ -24,11 +26,13 @@ def run(args) -> int:
 
     from kd3d.engine import dist
     from kd3d.engine.checkpoint import CheckpointError
-    from kd3d.engine.config import ConfigError, load_config
+    from kd3d.engine.config import ConfigError, load_config, override
     from kd3d.engine.trainer import evaluate
 
     try:
         cfg = load_config(args.config, args.overrides)
+        if args.format_only:
+            cfg = override(cfg, {"eval.kwargs": {**cfg.eval.kwargs, "format_only": True}})
         metrics = evaluate(cfg, args.checkpoint, args.out, split=args.split)
         main = dist.is_main()
     except (ConfigError, CheckpointError) as exc:

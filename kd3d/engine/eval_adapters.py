@@ -30,13 +30,14 @@ def _label_map(names, target, where: str) -> np.ndarray:
 
 
 def nuscenes_det(results: dict, dataset, out_dir=None, *, class_names=None, max_boxes: int = 500,
-                 verbose: bool = False) -> dict[str, float]:
+                 verbose: bool = False, format_only: bool = False) -> dict[str, float]:
     """Write ``out_dir/results_nusc.json`` (official submission format, boxes moved LiDAR ->
     ego -> global with each sample's poses) and evaluate it with kd3d's devkit-exact nuScenes
     detection evaluation against ``dataset``'s split (``detection_cvpr_2019``).
 
     ``class_names``: the model's label order (default ``dataset.class_names``). At most
     ``max_boxes`` highest-scoring boxes per sample are kept (the submission limit).
+    ``format_only``: write the submission and skip the metrics (the test split has no GT).
     """
     from kd3d.eval.formats import boxes_from_kd3d, to_submission, write_submission
     from kd3d.eval.nuscenes_det import evaluate_nuscenes
@@ -61,6 +62,10 @@ def nuscenes_det(results: dict, dataset, out_dir=None, *, class_names=None, max_
     submission = to_submission(nb)
     if out_dir is not None:
         write_submission(Path(out_dir) / "results_nusc.json", nb)
+    if format_only:
+        if out_dir is None:
+            raise ValueError("nuscenes_det: format_only needs an output folder (kd3d test --out DIR)")
+        return {"num_samples": float(len(tokens)), "num_boxes": float(len(nb))}
     nusc = _nuscenes_tables(str(Path(dataset.dataroot).resolve()), dataset.version)
     res = evaluate_nuscenes(nusc, dataset.split, submission, out_dir=out_dir, verbose=verbose)
     s = res.summary

@@ -57,6 +57,16 @@ def test_lidar_teacher_trains_and_evaluates(synth_root, tmp_path):
     again = evaluate(cfg, ckpt, tmp_path / "test_out")
     assert again == metrics
     assert (tmp_path / "test_out/results_nusc.json").is_file()
+    # --format-only (e.g. the test split): submission written, no metrics computed
+    from kd3d.cli.main import main
+
+    assert main(["test", str(configs_dir() / "synth/lidar_teacher_pillar.py"), "--checkpoint", str(ckpt),
+                 "--out", str(tmp_path / "fmt"), "--format-only", "--set", f"data.root={synth_root}",
+                 "--set", "model.kwargs.width=0.25", "--set", "runtime.progress=false",
+                 "--set", "model.kwargs.point_range=[-25.6, -25.6, -5.0, 25.6, 25.6, 3.0]"]) == 0
+    sub2 = json.loads((tmp_path / "fmt/results_nusc.json").read_text())
+    assert sub2["results"].keys() == sub["results"].keys()
+    assert json.loads((tmp_path / "fmt/metrics.json").read_text())["num_samples"] == len(val)
 
 
 def test_real_detector_resumes_exactly(synth_root, tmp_path):
