@@ -92,7 +92,24 @@ def _teacher(suite: dict, args, log: Path) -> tuple[Path, dict]:
 
     work = Path(args.teacher_dir or Path(args.work_dir) / "teacher")
     cfg = _quiet(load_config(suite["teacher"]), seed=0, steps=args.teacher_steps)
-    rec = _run(cfg, work, log, {"run": "teacher", "config": suite["teacher"], "steps": args.teacher_steps})
+    key = {"run": "teacher", "config": suite["teacher"], "steps": args.teacher_steps}
+    if args.teacher_dir:  # a teacher trained elsewhere (e.g. by another suite): evaluate, never retrain
+        from kd3d.engine.checkpoint import latest_checkpoint
+        from kd3d.engine.trainer import evaluate
+
+        ckpt = latest_checkpoint(work)
+        if ckpt is None:
+            raise SystemExit(f"bench/distill.py: --teacher-dir {work} holds no checkpoint")
+        if log.exists():
+            for line in log.read_text().splitlines():
+                rec = json.loads(line)
+                if all(rec.get(k) == v for k, v in key.items()):
+                    return work, rec
+        rec = dict(key, metrics=evaluate(cfg, ckpt, work / "bench_eval"), seconds=0.0, checkpoint=str(ckpt))
+        with log.open("a") as f:
+            f.write(json.dumps(rec) + "\n")
+        return work, rec
+    rec = _run(cfg, work, log, key)
     return work, rec
 
 

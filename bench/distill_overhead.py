@@ -1,0 +1,116 @@
+"""Distillation overhead: training-step time of each distilled student vs its baseline student,
+with the teacher run live and with the teacher read from the cache, side by side in one process.
+
+For every method config of a suite, on the same fixed batches (validation transforms, so the
+teacher cache applies):
+
+* ``baseline``  the student alone: forward, loss, backward, AdamW step;
+* ``live``      the Distiller (teacher forward under no_grad + student + terms), same step;
+* ``cached``    the Distiller reading the teacher's features from a filled TeacherCache.
+
+Prints milliseconds per step and the ratios live/baseline and cached/baseline. Teachers are
+randomly initialised (timing does not depend on the weights)::
+
+    python3 bench/distill_overhead.py --suite synth-camera --data-root datasets/synth/nuscenes
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from distill import SUITES  # noqa: E402  (bench/distill.py)
+
+
+def _batches(cfg, n: int, batch_size: int):
+    from kd3d.engine.builders import build_dataset
+    from kd3d.structures.sample import collate
+
+    ds = build_dataset(cfg.data, cfg.data.val_split, train=False)
+    idx = list(range(min(len(ds), n * batch_size)))
+    return [collate([ds[i] for i in idx[k:k + batch_size]]) for k in range(0, len(idx), batch_size)]
+
+
+def _time_steps(module, params, batches, repeats: int) -> float:
+    import torch
+
+    opt = torch.optim.AdamW([p for p in params if p.requires_grad], lr=1e-4)
+    module.train()
+
+    def step(batch):
+        losses = module(batch)
+        if not isinstance(losses, dict):  # a bare model returns ModelOutput
+            losses = module.loss(losses, batch)
+        total = sum(v for v in losses.values())
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+
+    step(batches[0])  # warm-up (index caches, allocator)
+    times = []
+    for _ in range(repeats):
+        for b in batches:
+            t0 = time.perf_counter()
+            step(b)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def measure(config_name: str, *, data_root: str, batches: int, batch_size: int, repeats: int) -> dict:
+    import torch
+
+    from kd3d.distill.build import build_distiller
+    from kd3d.distill.cache import TeacherCache
+    from kd3d.engine.builders import build_model
+    from kd3d.engine.config import load_config, override
+
+    cfg = load_config(config_name)
+    if data_root:
+        cfg = override(cfg, {"data.root": data_root})
+    data = _batches(cfg, batches, batch_size)
+    torch.manual_seed(0)
+    student = build_model(cfg.model)
+    base = _time_steps(student, student.parameters(), data, repeats)
+    dcfg = dataclasses.replace(cfg.distill, teacher_checkpoint="", allow_untrained_teacher=True, cache_dir="")
+    torch.manual_seed(0)
+    distiller = build_distiller(dcfg, student=build_model(cfg.model))
+    live = _time_steps(distiller, distiller.parameters(), data, repeats)
+    with tempfile.TemporaryDirectory() as tmp:
+        distiller.teacher_cache = TeacherCache.for_teacher(tmp, distiller.teacher, distiller.terms)
+        for b in data:  # fill once (the first epoch of a cached run)
+            distiller.teacher_cache.fill(distiller.teacher, b)
+        cached = _time_steps(distiller, distiller.parameters(), data, repeats)
+    return {"config": config_name, "baseline_ms": base * 1e3, "live_ms": live * 1e3, "cached_ms": cached * 1e3,
+            "live_ratio": live / base, "cached_ratio": cached / base}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--suite", choices=[s for s in SUITES if s != "toy"], default="synth-camera")
+    p.add_argument("--data-root", default="", help="dataset root (default: the configs')")
+    p.add_argument("--batches", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=2)
+    args = p.parse_args(argv)
+    suite = SUITES[args.suite]
+    print(f"suite {args.suite}: median step time over {args.batches} batches x {args.repeats} repeats "
+          f"(batch size {args.batch_size}), live teacher vs teacher cache")
+    print(f"{'method':<16}{'baseline ms':>12}{'live ms':>10}{'cached ms':>11}{'live/base':>11}{'cached/base':>13}")
+    for label, name in suite["methods"].items():
+        r = measure(name, data_root=args.data_root, batches=args.batches, batch_size=args.batch_size,
+                    repeats=args.repeats)
+        print(f"{label:<16}{r['baseline_ms']:>12.0f}{r['live_ms']:>10.0f}{r['cached_ms']:>11.0f}"
+              f"{r['live_ratio']:>10.2f}x{r['cached_ratio']:>12.2f}x", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
