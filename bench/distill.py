@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import statistics
 import sys
@@ -70,15 +71,52 @@ def _quiet(cfg, *, seed: int, steps: int, ckpt: bool = True):
     return override(dataclasses.replace(cfg, runtime=rt), values)
 
 
-def _run(cfg, work: Path, log: Path, key: dict) -> dict:
-    """Train + evaluate ``cfg`` in ``work`` unless ``log`` already holds ``key``'s result."""
-    from kd3d.engine.trainer import Trainer
-
+def _find(log: Path, key: dict) -> dict | None:
     if log.exists():
         for line in log.read_text().splitlines():
+            if not line.strip():
+                continue
             rec = json.loads(line)
             if all(rec.get(k) == v for k, v in key.items()):
                 return rec
+    return None
+
+
+def _wait_for(log: Path, key: dict, what: str, poll: float = 10.0) -> dict:
+    """Block until another worker (same --work-dir) has logged ``key``'s result."""
+    announced = False
+    while (rec := _find(log, key)) is None:
+        if not announced:
+            print(f"waiting for {what} (run by another worker)", flush=True)
+            announced = True
+        time.sleep(poll)
+    return rec
+
+
+def _claim(work: Path) -> bool:
+    """Atomically claim a run for this worker (a lock file next to its work dir)."""
+    work.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(str(work) + ".lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    return True
+
+
+def _run(cfg, work: Path, log: Path, key: dict) -> dict | None:
+    """Train + evaluate ``cfg`` in ``work`` unless ``log`` already holds ``key``'s result.
+
+    Several workers may share one ``--work-dir`` (and log): a run claimed by another worker
+    returns None here and is collected at the end."""
+    from kd3d.engine.trainer import Trainer
+
+    rec = _find(log, key)
+    if rec is not None:
+        return rec
+    if not _claim(work):
+        return None
     t0 = time.time()
     metrics = Trainer(cfg, work).fit()  # trains, saves the final checkpoint, evaluates
     rec = dict(key, metrics=metrics, seconds=round(time.time() - t0, 1))
@@ -87,7 +125,9 @@ def _run(cfg, work: Path, log: Path, key: dict) -> dict:
     return rec
 
 
-def _teacher(suite: dict, args, log: Path) -> tuple[Path, dict]:
+def _teacher(suite: dict, args, log: Path) -> tuple[Path, dict | None]:
+    """Train (or collect) the suite's teacher. Returns (work dir, record or None while another
+    worker trains it)."""
     from kd3d.engine.config import load_config
 
     work = Path(args.teacher_dir or Path(args.work_dir) / "teacher")
@@ -97,19 +137,21 @@ def _teacher(suite: dict, args, log: Path) -> tuple[Path, dict]:
         from kd3d.engine.checkpoint import latest_checkpoint
         from kd3d.engine.trainer import evaluate
 
-        ckpt = latest_checkpoint(work)
-        if ckpt is None:
-            raise SystemExit(f"bench/distill.py: --teacher-dir {work} holds no checkpoint")
-        if log.exists():
-            for line in log.read_text().splitlines():
-                rec = json.loads(line)
-                if all(rec.get(k) == v for k, v in key.items()):
-                    return work, rec
+        rec = _find(log, key)
+        if rec is not None:
+            return work, rec
+        while (ckpt := latest_checkpoint(work)) is None or not (work / "done").exists():
+            if not Path(str(work) + ".lock").exists() and ckpt is None:
+                raise SystemExit(f"bench/distill.py: --teacher-dir {work} holds no checkpoint and nobody trains it")
+            print(f"waiting for the teacher in {work}", flush=True)
+            time.sleep(30)
         rec = dict(key, metrics=evaluate(cfg, ckpt, work / "bench_eval"), seconds=0.0, checkpoint=str(ckpt))
         with log.open("a") as f:
             f.write(json.dumps(rec) + "\n")
         return work, rec
     rec = _run(cfg, work, log, key)
+    if rec is not None:
+        (work / "done").write_text(json.dumps(rec["metrics"]))
     return work, rec
 
 
@@ -161,6 +203,10 @@ def main(argv=None) -> int:
     p.add_argument("--work-dir", default="")
     p.add_argument("--out", default=str(ROOT / "docs" / "results.md"))
     p.add_argument("--data-root", default="", help="dataset root for the synth suites (default: the configs')")
+    p.add_argument("--worker", choices=("teacher-first", "baselines-first"), default="teacher-first",
+                   help="run two workers on one --work-dir to use two cores: one 'teacher-first' (teacher, "
+                        "then baselines and methods), one 'baselines-first' (baselines, then methods from the "
+                        "last); runs are claimed with lock files and the report waits for both")
     args = p.parse_args(argv)
     global DATA_ROOT
     DATA_ROOT = args.data_root
@@ -171,24 +217,44 @@ def main(argv=None) -> int:
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     log = work / "runs.jsonl"
-    teacher_dir, teacher = _teacher(suite, args, log)
-    print(f"teacher {suite['teacher']}: {teacher['metrics']}", flush=True)
-    rows: dict[str, list[dict]] = {"baseline": []}
-    plan = [("baseline", suite["baseline"])] + list(suite["methods"].items())
-    for label, name in plan:
-        rows.setdefault(label, [])
-        for seed in range(args.seeds):
-            cfg = _quiet(load_config(name), seed=seed, steps=args.steps, ckpt=False)
-            if label == "baseline":
-                cfg = dataclasses.replace(cfg, distill=None)
-            else:
-                cfg = override(cfg, {"distill.teacher_checkpoint": str(teacher_dir)})
-            rec = _run(cfg, work / f"{label}_s{seed}", log,
-                       {"run": label, "config": name, "seed": seed, "steps": args.steps,
-                        "teacher_steps": args.teacher_steps})
+    labels = ["baseline"] + list(suite["methods"])
+    configs = {"baseline": suite["baseline"], **suite["methods"]}
+    jobs = [(label, seed) for label in labels for seed in range(args.seeds)]
+    teacher_dir = Path(args.teacher_dir or work / "teacher")
+    teacher = None
+    if args.worker == "teacher-first":
+        teacher_dir, teacher = _teacher(suite, args, log)
+    else:  # baselines first (no teacher needed), then the methods from the last one backwards
+        jobs = [j for j in jobs if j[0] == "baseline"] + [j for j in reversed(jobs) if j[0] != "baseline"]
+    results: dict[tuple, dict] = {}
+    for label, seed in jobs:
+        name = configs[label]
+        key = {"run": label, "config": name, "seed": seed, "steps": args.steps, "teacher_steps": args.teacher_steps}
+        cfg = _quiet(load_config(name), seed=seed, steps=args.steps, ckpt=False)
+        if label == "baseline":
+            cfg = dataclasses.replace(cfg, distill=None)
+        else:
+            if teacher is None:
+                teacher_dir, teacher = _teacher(suite, args, log)
+                teacher = teacher or _wait_for(log, {"run": "teacher", "config": suite["teacher"],
+                                                     "steps": args.teacher_steps}, "the teacher")
+            cfg = override(cfg, {"distill.teacher_checkpoint": str(teacher_dir)})
+        rec = _run(cfg, work / f"{label}_s{seed}", log, key)
+        if rec is not None:
+            results[(label, seed)] = rec
             print(f"{label:>14s} seed {seed}: {suite['metric']} = {rec['metrics'].get(suite['metric'])} "
                   f"({rec['seconds']} s)", flush=True)
-            rows[label].append(rec)
+    if teacher is None:
+        teacher_dir, teacher = _teacher(suite, args, log)
+        teacher = teacher or _wait_for(log, {"run": "teacher", "config": suite["teacher"],
+                                             "steps": args.teacher_steps}, "the teacher")
+    print(f"teacher {suite['teacher']}: {teacher['metrics']}", flush=True)
+    rows: dict[str, list[dict]] = {label: [] for label in labels}
+    for label in labels:
+        for seed in range(args.seeds):
+            key = {"run": label, "config": configs[label], "seed": seed, "steps": args.steps,
+                   "teacher_steps": args.teacher_steps}
+            rows[label].append(results.get((label, seed)) or _wait_for(log, key, f"{label} seed {seed}"))
     print(write_report(Path(args.out), args.suite, suite, args, teacher, rows))
     return 0
 

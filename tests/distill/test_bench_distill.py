@@ -30,3 +30,27 @@ def test_toy_suite_writes_table_and_reuses_runs(tmp_path):
     assert bench.main(args) == 0  # second call: every run comes from runs.jsonl
     assert len((tmp_path / "work" / "runs.jsonl").read_text().splitlines()) == 4
     assert out.read_text().count("suite `toy`") == 1  # the section is replaced, not appended
+
+
+def test_two_workers_share_runs_without_duplicates(tmp_path):
+    """Two workers on one --work-dir (teacher-first + baselines-first) claim runs with lock files:
+    every run is trained exactly once and both write the same complete table."""
+    import subprocess
+    import sys
+
+    common = ["--suite", "toy", "--seeds", "2", "--steps", "2", "--teacher-steps", "2", "--work-dir",
+              str(tmp_path / "work")]
+    procs = [
+        subprocess.Popen([sys.executable, str(ROOT / "bench" / "distill.py"), *common, "--worker", worker,
+                          "--out", str(tmp_path / f"{worker}.md")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+        for worker in ("teacher-first", "baselines-first")
+    ]
+    for p in procs:
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out
+    runs = [json.loads(x) for x in (tmp_path / "work" / "runs.jsonl").read_text().splitlines()]
+    keys = [(r["run"], r.get("seed")) for r in runs]
+    assert len(keys) == len(set(keys)) == 1 + 3 * 2  # teacher + (baseline, 2 methods) x 2 seeds
+    tables = [(tmp_path / f"{w}.md").read_text().split("| student |")[1] for w in ("teacher-first", "baselines-first")]
+    assert tables[0] == tables[1]
