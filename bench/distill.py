@@ -163,6 +163,34 @@ def _fmt(values: list[float]) -> str:
     return f"{mean:.4f} +- {std:.4f}"
 
 
+def _plot(path: Path, suite_name: str, metric: str, teacher: dict, rows: dict[str, list[dict]]) -> Path:
+    """Bar chart: mean +- std of ``metric`` per student (per-seed values as dots), teacher dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(rows)
+    vals = [[r["metrics"].get(metric, float("nan")) for r in rows[k]] for k in labels]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(labels), 3.2), dpi=120)
+    means = [statistics.fmean(v) for v in vals]
+    stds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in vals]
+    ax.bar(range(len(labels)), means, yerr=stds, capsize=4, color=["#888888"] + ["#3b7dd8"] * (len(labels) - 1))
+    for i, v in enumerate(vals):
+        ax.scatter([i] * len(v), v, color="black", s=10, zorder=3)
+    t = teacher["metrics"].get(metric, float("nan"))
+    ax.axhline(t, color="#d83b3b", linestyle="--", label=f"teacher {t:.3f}")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_ylabel(metric)
+    ax.set_title(f"suite {suite_name}")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def write_report(path: Path, suite_name: str, suite: dict, args, teacher: dict, rows: dict[str, list[dict]]) -> str:
     import torch
 
@@ -181,6 +209,8 @@ def write_report(path: Path, suite_name: str, suite: dict, args, teacher: dict, 
         vals = [r["metrics"].get(metric, float("nan")) for r in recs]
         diff = "-" if label == "baseline" else f"{statistics.fmean(vals) - statistics.fmean(base):+.4f}"
         lines.append(f"| {label} | {_fmt(vals)} | {diff} | {', '.join(f'{v:.4f}' for v in vals)} |")
+    plot = _plot(path.parent / f"results_{suite_name}.png", suite_name, metric, teacher, rows)
+    lines += ["", f"![{suite_name}: {metric} per student, mean and std over seeds, teacher dashed]({plot.name})"]
     text = "\n".join(lines) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     old = path.read_text() if path.exists() else "# kd3d results\n\nWritten by `bench/distill.py`.\n"

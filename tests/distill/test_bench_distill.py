@@ -30,6 +30,7 @@ def test_toy_suite_writes_table_and_reuses_runs(tmp_path):
     assert bench.main(args) == 0  # second call: every run comes from runs.jsonl
     assert len((tmp_path / "work" / "runs.jsonl").read_text().splitlines()) == 4
     assert out.read_text().count("suite `toy`") == 1  # the section is replaced, not appended
+    assert (tmp_path / "results_toy.png").stat().st_size > 1000  # the plot beside the table
 
 
 def test_two_workers_share_runs_without_duplicates(tmp_path):
