@@ -140,8 +140,12 @@ def _teacher(suite: dict, args, log: Path) -> tuple[Path, dict | None]:
         rec = _find(log, key)
         if rec is not None:
             return work, rec
-        while (ckpt := latest_checkpoint(work)) is None or not (work / "done").exists():
-            if not Path(str(work) + ".lock").exists() and ckpt is None:
+        while True:  # a bench worker may still be training it (lock file without "done")
+            ckpt = latest_checkpoint(work)
+            training = Path(str(work) + ".lock").exists() and not (work / "done").exists()
+            if ckpt is not None and not training:
+                break
+            if ckpt is None and not training:
                 raise SystemExit(f"bench/distill.py: --teacher-dir {work} holds no checkpoint and nobody trains it")
             print(f"waiting for the teacher in {work}", flush=True)
             time.sleep(30)
