@@ -199,6 +199,7 @@ def write_report(path: Path, suite_name: str, suite: dict, args, teacher: dict, 
     import torch
 
     metric = suite["metric"]
+    second = {"NDS": "mAP"}.get(metric)  # also report mAP next to NDS
     base = [r["metrics"].get(metric, float("nan")) for r in rows["baseline"]]
     lines = [f"## Distillation benchmark: suite `{suite_name}`", "",
              f"Command: `python3 bench/distill.py {' '.join(sys.argv[1:])}`  ",
@@ -208,11 +209,22 @@ def write_report(path: Path, suite_name: str, suite: dict, args, teacher: dict, 
              f"teacher `{suite['teacher']}` ({args.teacher_steps} steps): {metric} = "
              f"{teacher['metrics'].get(metric, float('nan')):.4f}  ",
              f"Data: {suite.get('note', 'generated synthetic nuScenes (kd3d synth) at ' + (args.data_root or 'the configs root') + ', val split')}", "",
-             f"| student | {metric} (mean +- std) | diff to baseline | per seed |", "|---|---|---|---|"]
+             f"| student | {metric} (mean +- std) | diff to baseline | per seed |"
+             + (f" {second} (mean +- std) | {second} diff |" if second else ""),
+             "|---|---|---|---|" + ("---|---|" if second else "")]
+    base2 = [r["metrics"].get(second, float("nan")) for r in rows["baseline"]] if second else []
     for label, recs in rows.items():
         vals = [r["metrics"].get(metric, float("nan")) for r in recs]
         diff = "-" if label == "baseline" else f"{statistics.fmean(vals) - statistics.fmean(base):+.4f}"
-        lines.append(f"| {label} | {_fmt(vals)} | {diff} | {', '.join(f'{v:.4f}' for v in vals)} |")
+        line = f"| {label} | {_fmt(vals)} | {diff} | {', '.join(f'{v:.4f}' for v in vals)} |"
+        if second:
+            vals2 = [r["metrics"].get(second, float("nan")) for r in recs]
+            diff2 = "-" if label == "baseline" else f"{statistics.fmean(vals2) - statistics.fmean(base2):+.4f}"
+            line += f" {_fmt(vals2)} | {diff2} |"
+        lines.append(line)
+    if second:
+        t2 = teacher["metrics"].get(second, float("nan"))
+        lines.append(f"\nTeacher {second}: {t2:.4f}.")
     plot = _plot(path.parent / f"results_{suite_name}.png", suite_name, metric, teacher, rows)
     lines += ["", f"![{suite_name}: {metric} per student, mean and std over seeds, teacher dashed]({plot.name})"]
     text = "\n".join(lines) + "\n"
