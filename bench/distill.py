@@ -53,7 +53,7 @@ SUITES = {
     "synth-pillar": {"teacher": "synth/lidar_teacher_pillar", "baseline": "synth/pillar_student_050",
                      "methods": {"PointDistiller": "synth/distill_pointdistiller_pillar"}, "metric": "NDS"},
     "synth-seg": {"teacher": "synth/seg_teacher", "baseline": "synth/seg_student_050",
-                  "methods": {"PVD": "synth/distill_pvd"}, "metric": "miou"},
+                  "methods": {"PVD": "synth/distill_pvd"}, "metric": "mIoU"},
 }
 
 
@@ -162,6 +162,8 @@ def _teacher(suite: dict, args, log: Path) -> tuple[Path, dict | None]:
 def _fmt(values: list[float]) -> str:
     if not values:
         return "-"
+    if any(v != v for v in values):  # NaN: the metric is missing from a run's results
+        return "nan"
     mean = statistics.fmean(values)
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{mean:.4f} +- {std:.4f}"
