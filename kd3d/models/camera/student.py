@@ -56,7 +56,24 @@ class CameraToBEV(nn.Module):
         return depth_loss(depth, target.to(depth.device))
 
 
-class CameraBEVDet(BaseModel):
+class CameraHeadLosses:
+    """``loss``/``predict`` shared by detectors with a CenterHead (``self.head``) and a camera
+    branch (``self.camera``) whose depth supervision is weighted by ``self.depth_loss_weight``."""
+
+    def loss(self, output: ModelOutput, batch) -> dict[str, torch.Tensor]:
+        attrs = batch.gt_attrs if self.head.attributes else None
+        losses = self.head.loss(output.preds, batch.gt_boxes, batch.gt_labels, gt_attrs=attrs)
+        if self.depth_loss_weight > 0:
+            losses["depth"] = self.depth_loss_weight * self.camera.depth_loss(output.feats["depth"], batch)
+        return losses
+
+    @torch.no_grad()
+    def predict(self, output: ModelOutput, batch=None) -> list[dict]:
+        """Per-sample {"boxes": Boxes3D (LiDAR frame), "scores", "labels", "attrs"} (numpy)."""
+        return self.head.decode(output.preds)
+
+
+class CameraBEVDet(CameraHeadLosses, BaseModel):
     """LSS / BEVDepth camera detector. Build with :func:`build_camera_bev` or a preset."""
 
     def __init__(self, *, camera: CameraToBEV, bev_encoder: BEVEncoder, head: CenterHead, depth_loss_weight: float = 3.0):
@@ -74,17 +91,6 @@ class CameraBEVDet(BaseModel):
         feats.update(self.head.named_feats(preds))
         return ModelOutput(feats=feats, preds=preds)
 
-    def loss(self, output: ModelOutput, batch) -> dict[str, torch.Tensor]:
-        attrs = batch.gt_attrs if self.head.attributes else None
-        losses = self.head.loss(output.preds, batch.gt_boxes, batch.gt_labels, gt_attrs=attrs)
-        if self.depth_loss_weight > 0:
-            losses["depth"] = self.depth_loss_weight * self.camera.depth_loss(output.feats["depth"], batch)
-        return losses
-
-    @torch.no_grad()
-    def predict(self, output: ModelOutput, batch=None) -> list[dict]:
-        """Per-sample {"boxes": Boxes3D (LiDAR frame), "scores", "labels", "attrs"} (numpy)."""
-        return self.head.decode(output.preds)
 
 
 def build_camera_branch(

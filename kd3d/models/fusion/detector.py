@@ -19,7 +19,7 @@ from torch import nn
 
 from kd3d.models.backbones.second import SECONDBackbone
 from kd3d.models.base import BaseModel, ModelOutput
-from kd3d.models.camera.student import CameraToBEV
+from kd3d.models.camera.student import CameraHeadLosses, CameraToBEV
 from kd3d.models.heads.center_head import CenterHead
 from kd3d.models.necks.second_fpn import SECONDFPN
 
@@ -46,7 +46,7 @@ class ConvFuser(nn.Module):
         return self.fuse(torch.cat([lidar, camera], 1))
 
 
-class FusionCenterPoint(BaseModel):
+class FusionCenterPoint(CameraHeadLosses, BaseModel):
     """Built modules: ``lidar_encoder`` (points list -> {"bev", "voxel"?}, with ``bev_grid`` and
     ``bev_channels``), ``camera`` (:class:`CameraToBEV` pooling onto the same grid), ``fuser``,
     ``backbone``, ``neck``, ``head`` (on ``lidar_encoder.bev_grid`` scaled by ``neck.stride``)."""
@@ -109,14 +109,3 @@ class FusionCenterPoint(BaseModel):
         feats.update(self.head.named_feats(preds))
         return ModelOutput(feats=feats, preds=preds)
 
-    def loss(self, output: ModelOutput, batch) -> dict[str, torch.Tensor]:
-        attrs = batch.gt_attrs if self.head.attributes else None
-        losses = self.head.loss(output.preds, batch.gt_boxes, batch.gt_labels, gt_attrs=attrs)
-        if self.depth_loss_weight > 0:
-            losses["depth"] = self.depth_loss_weight * self.camera.depth_loss(output.feats["depth"], batch)
-        return losses
-
-    @torch.no_grad()
-    def predict(self, output: ModelOutput, batch=None) -> list[dict]:
-        """Per-sample {"boxes": Boxes3D (LiDAR frame), "scores", "labels", "attrs"} (numpy)."""
-        return self.head.decode(output.preds)
