@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -94,15 +95,19 @@ def _train(cfg, work: Path) -> dict:
     from kd3d.engine.trainer import run_experiment
 
     done = work / "demo_metrics.json"
+    steps = cfg.optim.max_steps
     if done.exists():
-        metrics = json.loads(done.read_text())
-        print(f"re-using {work} (finished earlier)")
-        return metrics
+        record = json.loads(done.read_text())
+        if record.get("steps") == steps:
+            print(f"re-using {work} (finished earlier with {steps} steps)")
+            return record["metrics"]
+        print(f"{work} was trained with {record.get('steps')} steps, not {steps}: training again")
+        shutil.rmtree(work)
     resume = latest_checkpoint(work) is not None
     t0 = time.time()
     metrics = run_experiment(cfg, work, resume=resume)
     print(f"{cfg.name}: trained {cfg.optim.max_steps} steps in {time.time() - t0:.0f} s")
-    done.write_text(json.dumps(metrics))
+    done.write_text(json.dumps({"steps": steps, "metrics": metrics}))
     return metrics
 
 

@@ -50,6 +50,12 @@ def _single_threaded_on_cpu(fn):
 @functools.lru_cache(maxsize=1)
 def get_spconv():
     """Import ``spconv.pytorch`` with the CPU shim applied; returns the module."""
+    import warnings
+
+    # spconv 2.3 indexes with a list (deprecated in torch) on every densify, and its import trips
+    # torch.fx's is_fx_tracing notice: both are noise for kd3d users, printed once per step.
+    warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing")
+    warnings.filterwarnings("ignore", message="is_fx_tracing will return true")
     try:
         import spconv.pytorch as spconv_pt
         from spconv.pytorch import ops as spconv_ops
