@@ -41,6 +41,25 @@ def _box_colors(labels, n, mode: str, source_color, class_names=None):
     return [source_color] * n
 
 
+def _draw_gt_and_preds(draw_boxes, gt_boxes, gt_labels, preds, where: str, *, box_colors, class_names,
+                       score_thresh, show_scores, line_width) -> None:
+    """GT boxes solid (one pixel wider), detections above ``score_thresh`` dashed with their
+    scores; ``draw_boxes(boxes, colors, width, dash, texts)`` draws in the view's projection."""
+    if gt_boxes is not None and len(gt_boxes):
+        cols = _box_colors(gt_labels, len(gt_boxes), box_colors, GT_COLOR, class_names)
+        draw_boxes(gt_boxes, cols, line_width + 1, None, None)
+    dets = _check_dets(preds, where)
+    if dets is not None:
+        boxes, scores, labels = dets
+        keep = scores >= score_thresh
+        cols = _box_colors(labels[keep], int(keep.sum()), box_colors, PRED_COLOR, class_names)
+        texts = None
+        if show_scores:
+            texts = [(f"{class_names[l]} " if class_names is not None else "") + f"{s:.2f}"
+                     for s, l in zip(scores[keep], labels[keep])]
+        draw_boxes(boxes[np.flatnonzero(keep)], cols, line_width, 6.0, texts)
+
+
 def bev_pixels(xy: np.ndarray, xy_range, resolution: float) -> np.ndarray:
     """(N, 2) metric LiDAR xy -> (N, 2) BEV pixels ``(u, v)``: +x up, +y left."""
     xmin, ymin, xmax, ymax = xy_range
@@ -86,19 +105,11 @@ def render_bev(points: np.ndarray | None = None, *, colors: np.ndarray | None = 
     # ego marker: a small white triangle at the origin pointing along +x
     tri = bev_pixels(np.array([[1.5, 0.0], [-1.0, 0.9], [-1.0, -0.9]]), xy_range, resolution)
     draw.polygon([tuple(p) for p in tri], outline=(255, 255, 255))
-    if gt_boxes is not None and len(gt_boxes):
-        cols = _box_colors(gt_labels, len(gt_boxes), box_colors, GT_COLOR, class_names)
-        _draw_bev_boxes(draw, gt_boxes, cols, xy_range, resolution, line_width + 1, None, None)
-    dets = _check_dets(preds, "render_bev")
-    if dets is not None:
-        boxes, scores, labels = dets
-        keep = scores >= score_thresh
-        cols = _box_colors(labels[keep], int(keep.sum()), box_colors, PRED_COLOR, class_names)
-        texts = None
-        if show_scores:
-            texts = [(f"{class_names[l]} " if class_names is not None else "") + f"{s:.2f}"
-                     for s, l in zip(scores[keep], labels[keep])]
-        _draw_bev_boxes(draw, boxes[np.flatnonzero(keep)], cols, xy_range, resolution, line_width, 6.0, texts)
+    _draw_gt_and_preds(
+        lambda boxes, cols, width, dash, texts: _draw_bev_boxes(draw, boxes, cols, xy_range, resolution, width,
+                                                                dash, texts),
+        gt_boxes, gt_labels, preds, "render_bev", box_colors=box_colors, class_names=class_names,
+        score_thresh=score_thresh, show_scores=show_scores, line_width=line_width)
     return np.asarray(pil).copy()
 
 
@@ -160,19 +171,10 @@ def render_perspective(points: np.ndarray | None = None, *, colors: np.ndarray |
         R.splat_points(img, uv[near], np.asarray(colors)[ok][near], 1, order=-pc[ok, 2][near])
     pil = R.to_image(img)
     draw = ImageDraw.Draw(pil)
-    if gt_boxes is not None and len(gt_boxes):
-        cols = _box_colors(gt_labels, len(gt_boxes), box_colors, GT_COLOR, class_names)
-        _draw_3d_boxes(draw, gt_boxes, cols, l2c, k, line_width + 1, None, None)
-    dets = _check_dets(preds, "render_perspective")
-    if dets is not None:
-        boxes, scores, labels = dets
-        keep = scores >= score_thresh
-        cols = _box_colors(labels[keep], int(keep.sum()), box_colors, PRED_COLOR, class_names)
-        texts = None
-        if show_scores:
-            texts = [(f"{class_names[l]} " if class_names is not None else "") + f"{s:.2f}"
-                     for s, l in zip(scores[keep], labels[keep])]
-        _draw_3d_boxes(draw, boxes[np.flatnonzero(keep)], cols, l2c, k, line_width, 6.0, texts)
+    _draw_gt_and_preds(
+        lambda boxes, cols, width, dash, texts: _draw_3d_boxes(draw, boxes, cols, l2c, k, width, dash, texts),
+        gt_boxes, gt_labels, preds, "render_perspective", box_colors=box_colors, class_names=class_names,
+        score_thresh=score_thresh, show_scores=show_scores, line_width=line_width)
     return np.asarray(pil).copy()
 
 
