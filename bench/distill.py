@@ -58,6 +58,17 @@ SUITES = {
 
 
 DATA_ROOT = ""  # --data-root: replaces data.root of every config of a synth suite
+BEV_AUGS = ("GlobalRotScaleTrans", "RandomFlip3D", "PointShuffle")  # change the teacher's input (or point order): no cache
+
+
+def _without_bev_aug(cfg):
+    """``cfg`` with the BEV augmentations removed from its train transforms (image ones kept)."""
+    tr = cfg.data.train_kwargs.get("transforms")
+    if not tr:
+        return cfg
+    kept = [t for t in tr if t[0] not in BEV_AUGS]
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, train_kwargs={**cfg.data.train_kwargs,
+                                                                                       "transforms": kept}))
 
 
 def _quiet(cfg, *, seed: int, steps: int, ckpt: bool = True):
@@ -210,6 +221,9 @@ def write_report(path: Path, suite_name: str, suite: dict, args, teacher: dict, 
              f"Every student: {args.steps} optimiser steps, seeds {list(range(args.seeds))}; "
              f"teacher `{suite['teacher']}` ({args.teacher_steps} steps): {metric} = "
              f"{teacher['metrics'].get(metric, float('nan')):.4f}  ",
+             *([f"Teacher cache on (`--teacher-cache`): distilled runs replay the teacher's stored features; "
+                f"every arm, the baseline too, trains without the BEV augmentations {', '.join(BEV_AUGS)}  "]
+               if getattr(args, "teacher_cache", False) else []),
              f"Data: {suite.get('note', 'generated synthetic nuScenes (kd3d synth) at ' + (args.data_root or 'the configs root') + ', val split')}", "",
              f"| student | {metric} (mean +- std) | diff to baseline | per seed |"
              + (f" {second} (mean +- std) | {second} diff |" if second else ""),
@@ -255,6 +269,10 @@ def main(argv=None) -> int:
                    help="run two workers on one --work-dir to use two cores: one 'teacher-first' (teacher, "
                         "then baselines and methods), one 'baselines-first' (baselines, then methods from the "
                         "last); runs are claimed with lock files and the report waits for both")
+    p.add_argument("--teacher-cache", action="store_true",
+                   help="distilled runs read the teacher from a per-method cache (kd3d.distill.cache) instead of "
+                        "running it every step; the BEV augmentations (%s) are then dropped from every arm's train "
+                        "transforms, the baseline's too, so all arms see the same data" % ", ".join(BEV_AUGS))
     args = p.parse_args(argv)
     global DATA_ROOT
     DATA_ROOT = args.data_root
@@ -279,6 +297,9 @@ def main(argv=None) -> int:
         name = configs[label]
         key = {"run": label, "config": name, "seed": seed, "steps": args.steps, "teacher_steps": args.teacher_steps}
         cfg = _quiet(load_config(name), seed=seed, steps=args.steps, ckpt=False)
+        if args.teacher_cache:  # every arm, baseline included, trains on the same (BEV-unaugmented) data
+            cfg = _without_bev_aug(cfg)
+            key["teacher_cache"] = True
         if label == "baseline":
             cfg = dataclasses.replace(cfg, distill=None)
         else:
@@ -287,6 +308,8 @@ def main(argv=None) -> int:
                 teacher = teacher or _wait_for(log, {"run": "teacher", "config": suite["teacher"],
                                                      "steps": args.teacher_steps}, "the teacher")
             cfg = override(cfg, {"distill.teacher_checkpoint": str(teacher_dir)})
+            if args.teacher_cache:  # one cache per method, shared by its seeds (fingerprinted)
+                cfg = override(cfg, {"distill.cache_dir": str(work / "cache" / label)})
         rec = _run(cfg, work / f"{label}_s{seed}", log, key)
         if rec is not None:
             results[(label, seed)] = rec
@@ -302,6 +325,8 @@ def main(argv=None) -> int:
         for seed in range(args.seeds):
             key = {"run": label, "config": configs[label], "seed": seed, "steps": args.steps,
                    "teacher_steps": args.teacher_steps}
+            if args.teacher_cache:
+                key["teacher_cache"] = True
             rows[label].append(results.get((label, seed)) or _wait_for(log, key, f"{label} seed {seed}"))
     print(write_report(Path(args.out), args.suite, suite, args, teacher, rows))
     return 0

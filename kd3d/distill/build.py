@@ -37,6 +37,10 @@ class DistillConfig:
                        deterministic inputs (no train augmentation)
     cache_region_margin  store only BEV cells within this many metres of GT boxes (None: all);
                        for foreground-only terms (BEVDistill, UniDistill)
+    warmup_steps       ramp the distillation terms linearly from 0 over this many steps (0: off)
+    max_ratio          cap the summed distillation losses at this multiple of the summed student
+                       losses (one detached factor for all terms; None: off). See
+                       :class:`kd3d.distill.distiller.Distiller`.
     """
 
     method: str = "bevdistill"
@@ -49,6 +53,8 @@ class DistillConfig:
     inherit_head: bool = False
     cache_dir: str = ""
     cache_region_margin: float | None = None
+    warmup_steps: int = 0
+    max_ratio: float | None = None
 
     def build(self, *, student: nn.Module) -> Distiller:
         return build_distiller(self, student=student)
@@ -70,7 +76,8 @@ def build_distiller(cfg: DistillConfig, *, student: nn.Module, teacher: nn.Modul
     teacher = teacher if teacher is not None else build_teacher(cfg)
     terms, adapters = build_terms(cfg.method, **cfg.method_kwargs)
     distiller = Distiller(student=student, teacher=teacher, terms=terms, adapters=adapters,
-                          student_weight=cfg.student_weight)
+                          student_weight=cfg.student_weight, warmup_steps=cfg.warmup_steps,
+                          max_ratio=cfg.max_ratio)
     if cfg.teacher_checkpoint:
         distiller.load_teacher(cfg.teacher_checkpoint)
     elif not cfg.allow_untrained_teacher:

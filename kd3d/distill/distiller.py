@@ -8,6 +8,17 @@ set, and calls ``loss(student_value, teacher_value, ctx)`` -> scalar. Method-spe
 ``Distiller.forward(batch)`` returns a flat loss dict::
 
     {"student/<k>": student.loss(...)[k], ..., "distill/<term.name>": weight * term_loss, ...}
+
+Balancing (both off by default, i.e. the papers' plain weighted sum):
+
+* ``warmup_steps`` ramps every distillation term linearly from 0 to its full weight over the
+  first optimiser steps (the trainer calls :meth:`Distiller.set_step` before each step).
+* ``max_ratio`` caps the summed distillation losses at ``max_ratio`` times the summed student
+  losses: when the cap binds, every ``distill/*`` term is multiplied by the same detached factor
+  ``max_ratio * sum(student) / sum(distill)``, so the terms keep their relative weights and their
+  gradients stay on the scale of the student's own. The papers' weights are tuned for their
+  teachers' feature magnitudes; on another teacher an imitation term can be 100x the detection
+  loss and, with global gradient clipping, starve the student's own gradient.
 """
 from __future__ import annotations
 
@@ -124,7 +135,7 @@ class Distiller(nn.Module):
 
     def __init__(self, *, student: nn.Module, teacher: nn.Module | None, terms: list[DistillTerm],
                  adapters: dict[str, nn.Module] | None = None, teacher_cache=None,
-                 student_weight: float = 1.0):
+                 student_weight: float = 1.0, warmup_steps: int = 0, max_ratio: float | None = None):
         super().__init__()
         if teacher is None and teacher_cache is None:
             raise ValueError("Distiller needs a teacher model or a teacher_cache")
@@ -142,6 +153,14 @@ class Distiller(nn.Module):
         self.terms = list(terms)
         self.teacher_cache = teacher_cache
         self.student_weight = float(student_weight)
+        if warmup_steps < 0:
+            raise ValueError(f"Distiller: warmup_steps must be >= 0, got {warmup_steps}")
+        if max_ratio is not None and not max_ratio > 0:
+            raise ValueError(f"Distiller: max_ratio must be > 0 or None, got {max_ratio}")
+        self.warmup_steps = int(warmup_steps)
+        self.max_ratio = None if max_ratio is None else float(max_ratio)
+        self.step = 0  # optimiser step, set by the trainer (set_step) for the warm-up
+        self.last_distill_scale = 1.0  # factor applied to the distill terms at the last forward
         self.last_student_output: ModelOutput | None = None
         self.last_teacher_output: ModelOutput | None = None
         if teacher is not None:
@@ -154,6 +173,15 @@ class Distiller(nn.Module):
         if self.teacher is not None:
             self.teacher.eval()
         return self
+
+    def set_step(self, step: int) -> None:
+        """Current optimiser step (0-based); drives the distillation warm-up."""
+        self.step = int(step)
+
+    def warmup_factor(self) -> float:
+        if self.warmup_steps <= 0:
+            return 1.0
+        return min(1.0, (self.step + 1) / self.warmup_steps)
 
     def trainable_parameters(self):
         """Parameters of the student, the adapters and parametric losses (not the teacher)."""
@@ -188,7 +216,17 @@ class Distiller(nn.Module):
         if self.student_weight:
             for k, v in self.student.loss(student_out, batch).items():
                 losses[f"student/{k}"] = v * self.student_weight
-        losses.update(self.distill_losses(student_out, teacher_out, batch))
+        distill = self.distill_losses(student_out, teacher_out, batch)
+        scale = self.warmup_factor()
+        if self.max_ratio is not None and distill and self.training:
+            d = float(sum(v.detach() for v in distill.values()))
+            s = float(sum(v.detach() for v in losses.values())) if losses else 0.0
+            if d * scale > self.max_ratio * s:
+                scale = self.max_ratio * s / d
+        self.last_distill_scale = scale
+        if scale != 1.0:
+            distill = {k: v * scale for k, v in distill.items()}
+        losses.update(distill)
         return losses
 
     def distill_losses(self, student_out: ModelOutput, teacher_out: ModelOutput, batch) -> dict[str, torch.Tensor]:

@@ -173,6 +173,9 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def _train_step(self, batch) -> tuple[dict[str, float], float]:
         batch = batch.to(self.device)
+        set_step = getattr(self.module, "set_step", None)
+        if callable(set_step):  # e.g. a Distiller's warm-up of its distillation terms
+            set_step(self.step)
         with autocast_context(self.device, self.amp):
             losses = self.step_module(batch)
         if not losses:

@@ -152,3 +152,65 @@ def test_generic_terms_from_config():
         build_terms("generic", terms=[{"name": "x", "loss": "l3", "student_key": "a", "teacher_key": "a"}])
     with pytest.raises(KeyError, match="unknown distillation method"):
         build_terms("nope")
+
+
+def _terms():
+    return [DistillTerm("fitnet", "bev_neck", "bev_neck", MSELoss(), "neck", 2.0),
+            DistillTerm("cwd", "heatmap", "heatmap", CWDLoss(tau=2.0), None, 0.5)]
+
+
+def _pair():
+    torch.manual_seed(0)
+    return TinyBEVDetector(grid=GRID, width=8), TinyBEVDetector(grid=GRID, width=4), ChannelAdapter(8, 16)
+
+
+def test_warmup_ramps_distill_terms_linearly():
+    teacher, student, adapter = _pair()
+    plain = Distiller(student=student, teacher=teacher, terms=_terms(), adapters={"neck": adapter})
+    warm = Distiller(student=student, teacher=teacher, terms=_terms(), adapters={"neck": adapter}, warmup_steps=4)
+    batch = make_batch(0)
+    ref = {k: v.item() for k, v in plain(batch).items()}
+    for step, factor in [(0, 0.25), (1, 0.5), (3, 1.0), (10, 1.0)]:
+        warm.set_step(step)
+        got = warm(batch)
+        for k, v in got.items():
+            want = ref[k] * (factor if k.startswith("distill/") else 1.0)
+            assert v.item() == pytest.approx(want, rel=1e-5), (step, k)
+        assert warm.last_distill_scale == pytest.approx(factor)
+
+
+def test_max_ratio_caps_distill_sum_keeping_relative_weights():
+    teacher, student, adapter = _pair()
+    plain = Distiller(student=student, teacher=teacher, terms=_terms(), adapters={"neck": adapter})
+    batch = make_batch(0)
+    ref = {k: v.item() for k, v in plain(batch).items()}
+    s_sum = sum(v for k, v in ref.items() if k.startswith("student/"))
+    d_sum = sum(v for k, v in ref.items() if k.startswith("distill/"))
+    ratio = 0.5 * d_sum / s_sum  # binds: the cap is half of the current distill sum
+    capped = Distiller(student=student, teacher=teacher, terms=_terms(), adapters={"neck": adapter}, max_ratio=ratio)
+    got = {k: v.item() for k, v in capped(batch).items()}
+    assert sum(v for k, v in got.items() if k.startswith("distill/")) == pytest.approx(ratio * s_sum, rel=1e-5)
+    assert got["distill/fitnet"] / got["distill/cwd"] == pytest.approx(ref["distill/fitnet"] / ref["distill/cwd"], rel=1e-5)
+    assert all(got[k] == pytest.approx(ref[k], rel=1e-6) for k in ref if k.startswith("student/"))
+    # a loose cap changes nothing
+    loose = Distiller(student=student, teacher=teacher, terms=_terms(), adapters={"neck": adapter},
+                      max_ratio=4 * d_sum / s_sum)
+    assert all(v.item() == pytest.approx(ref[k], rel=1e-6) for k, v in loose(batch).items())
+    # the factor is detached: the distill gradient is the plain one times the factor
+    weight = next(student.parameters())
+    student.zero_grad()
+    capped(batch)["distill/fitnet"].backward()
+    g_capped = weight.grad.clone()
+    scale = capped.last_distill_scale
+    assert 0 < scale < 1
+    student.zero_grad()
+    plain(batch)["distill/fitnet"].backward()
+    torch.testing.assert_close(g_capped, weight.grad * scale)
+
+
+def test_balancing_arguments_are_checked():
+    teacher, student, adapter = _pair()
+    with pytest.raises(ValueError, match="warmup_steps"):
+        Distiller(student=student, teacher=teacher, terms=_terms(), adapters={"neck": adapter}, warmup_steps=-1)
+    with pytest.raises(ValueError, match="max_ratio"):
+        Distiller(student=student, teacher=teacher, terms=_terms(), adapters={"neck": adapter}, max_ratio=0.0)

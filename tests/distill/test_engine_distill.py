@@ -72,3 +72,17 @@ def test_precomputed_cache_then_training_never_runs_the_teacher(teacher_dir, tmp
 
     monkeypatch.setattr(trainer.module.teacher, "forward", no_teacher)
     trainer.fit()
+
+
+def test_engine_sets_step_for_distill_warmup(teacher_dir, tmp_path):
+    """`--set distill.warmup_steps=...` reaches the Distiller and the trainer advances its step."""
+    from kd3d.engine.config import load_config as load
+
+    cfg = load("distill/toy_fitnet", [f"distill.teacher_checkpoint={teacher_dir!s}", "distill.warmup_steps=10",
+                                      "distill.max_ratio=0.5"])
+    cfg = _quiet(cfg, **{"optim.max_steps": 3, "runtime.ckpt_interval": 0, "runtime.log_interval": 1})
+    trainer = Trainer(cfg, tmp_path)
+    assert trainer.module.warmup_steps == 10 and trainer.module.max_ratio == 0.5
+    trainer.fit()
+    assert trainer.module.step == 2  # set before the third (last) step
+    assert trainer.module.last_distill_scale <= 0.3 + 1e-9

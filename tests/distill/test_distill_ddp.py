@@ -1,0 +1,57 @@
+"""Distillation under 2-process DDP (torchrun, gloo on CPU) agrees with the single-process run.
+
+The frozen teacher lives inside the DDP-wrapped Distiller; it has no trainable parameters, so DDP
+averages only the student's and the adapters' gradients. With dropout and augmentation off,
+2 ranks x batch 1 see the samples of 1 process x batch 2, so the student, its adapter and the
+evaluated metrics must agree, and the teacher must be unchanged on every rank.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+from kd3d.engine.checkpoint import latest_checkpoint, load_checkpoint
+
+COMMON = ["--set", "optim.epochs=1", "--set", "model.kwargs.dropout=0.0", "--set", "data.train_kwargs={'augment': False}",
+          "--set", "runtime.tensorboard=false", "--set", "runtime.ckpt_interval=0"]
+
+
+def _run(args, cwd, nproc=1, bs=2):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    mod = ["-m", "kd3d.cli.main", *args, *COMMON, "--set", f"data.batch_size={bs}"]
+    if nproc == 1:
+        cmd = [sys.executable, *mod]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", "0",
+               "--rdzv_backend", "c10d", "--rdzv_endpoint", "localhost:0", *mod]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=cwd)
+    assert out.returncode == 0, f"{' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout
+
+
+def test_distillation_ddp_two_processes_match_single(tmp_path):
+    _run(["train", "toy", "--work-dir", str(tmp_path / "teacher")], tmp_path)
+    teacher = str(tmp_path / "teacher")
+    distill = ["--set", f"distill.teacher_checkpoint={teacher}", "--set", "distill.warmup_steps=4"]
+    _run(["train", "distill/toy_fitnet", "--work-dir", str(tmp_path / "single"), *distill], tmp_path, nproc=1, bs=2)
+    _run(["train", "distill/toy_fitnet", "--work-dir", str(tmp_path / "ddp"), *distill], tmp_path, nproc=2, bs=1)
+    a = load_checkpoint(latest_checkpoint(tmp_path / "single"))
+    b = load_checkpoint(latest_checkpoint(tmp_path / "ddp"))
+    assert a["step"] == b["step"] == 8 and b["world_size"] == 2
+    assert set(a["student"]) == set(b["student"])
+    for k, v in a["model"].items():  # the whole Distiller: student, adapters and the (frozen) teacher
+        w = b["model"][k]
+        if v.is_floating_point():
+            torch.testing.assert_close(w, v, atol=1e-5, rtol=1e-4, msg=lambda m, k=k: f"{k}: {m}")
+        else:
+            assert torch.equal(w, v), k
+    t0 = load_checkpoint(latest_checkpoint(tmp_path / "teacher"))["model"]
+    for k, v in t0.items():  # the teacher did not move under DDP
+        assert torch.equal(b["model"]["teacher." + k], v), k
+    m1 = json.loads((tmp_path / "single/metrics.json").read_text())
+    m2 = json.loads((tmp_path / "ddp/metrics.json").read_text())
+    assert m1.keys() == m2.keys()
+    for k in m1:
+        assert abs(m1[k] - m2[k]) < 1e-6, (k, m1[k], m2[k])
