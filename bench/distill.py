@@ -82,6 +82,21 @@ def _quiet(cfg, *, seed: int, steps: int, ckpt: bool = True):
     return override(dataclasses.replace(cfg, runtime=rt), values)
 
 
+def _parse_arm(spec: str) -> tuple[str, str, dict[str, str]]:
+    """'LABEL=CONFIG;k=v;k=v' -> (label, config, {k: v})."""
+    label, sep, rest = spec.partition("=")
+    parts = [x.strip() for x in rest.split(";") if x.strip()]
+    if not sep or not label.strip() or not parts:
+        raise SystemExit(f"bench/distill.py: --arm {spec!r}: expected LABEL=CONFIG[;key=value;...]")
+    sets = {}
+    for kv in parts[1:]:
+        k, eq, v = kv.partition("=")
+        if not eq:
+            raise SystemExit(f"bench/distill.py: --arm {spec!r}: {kv!r} is not key=value")
+        sets[k.strip()] = v.strip()
+    return label.strip(), parts[0], sets
+
+
 def _find(log: Path, key: dict) -> dict | None:
     if log.exists():
         for line in log.read_text().splitlines():
@@ -273,6 +288,9 @@ def main(argv=None) -> int:
                    help="distilled runs read the teacher from a per-method cache (kd3d.distill.cache) instead of "
                         "running it every step; the BEV augmentations (%s) are then dropped from every arm's train "
                         "transforms, the baseline's too, so all arms see the same data" % ", ".join(BEV_AUGS))
+    p.add_argument("--arm", action="append", default=[],
+                   help="LABEL=CONFIG[;key=value;...]: a distilled arm with --set style overrides (repeat; replaces "
+                        "the suite's methods), e.g. 'BEVDistill r0.25=synth/distill_bevdistill;distill.max_ratio=0.25'")
     args = p.parse_args(argv)
     global DATA_ROOT
     DATA_ROOT = args.data_root
@@ -283,8 +301,16 @@ def main(argv=None) -> int:
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     log = work / "runs.jsonl"
-    labels = ["baseline"] + list(suite["methods"])
-    configs = {"baseline": suite["baseline"], **suite["methods"]}
+    methods = dict(suite["methods"])
+    arm_sets: dict[str, dict] = {}
+    if args.arm:  # the suite's methods replaced by explicit arms (config + --set style overrides)
+        methods = {}
+        for spec in args.arm:
+            label, arm_cfg, sets = _parse_arm(spec)
+            methods[label] = arm_cfg
+            arm_sets[label] = sets
+    labels = ["baseline"] + list(methods)
+    configs = {"baseline": suite["baseline"], **methods}
     jobs = [(label, seed) for label in labels for seed in range(args.seeds)]
     teacher_dir = Path(args.teacher_dir or work / "teacher")
     teacher = None
@@ -296,7 +322,10 @@ def main(argv=None) -> int:
     for label, seed in jobs:
         name = configs[label]
         key = {"run": label, "config": name, "seed": seed, "steps": args.steps, "teacher_steps": args.teacher_steps}
-        cfg = _quiet(load_config(name), seed=seed, steps=args.steps, ckpt=False)
+        if arm_sets.get(label):
+            key["set"] = arm_sets[label]
+        cfg = _quiet(load_config(name, [f"{k}={v}" for k, v in arm_sets.get(label, {}).items()]), seed=seed,
+                     steps=args.steps, ckpt=False)
         if args.teacher_cache:  # every arm, baseline included, trains on the same (BEV-unaugmented) data
             cfg = _without_bev_aug(cfg)
             key["teacher_cache"] = True
@@ -325,6 +354,8 @@ def main(argv=None) -> int:
         for seed in range(args.seeds):
             key = {"run": label, "config": configs[label], "seed": seed, "steps": args.steps,
                    "teacher_steps": args.teacher_steps}
+            if arm_sets.get(label):
+                key["set"] = arm_sets[label]
             if args.teacher_cache:
                 key["teacher_cache"] = True
             rows[label].append(results.get((label, seed)) or _wait_for(log, key, f"{label} seed {seed}"))

@@ -6,6 +6,7 @@ import dataclasses
 
 from configs.synth.camera_student import CONFIG as CAMERA
 from configs.synth.lidar_teacher import CONFIG as LIDAR
+from configs.synth.camera_student import DISTILL_BALANCE as BALANCE
 from kd3d.distill import DistillConfig
 
 CONFIG = dataclasses.replace(
@@ -17,6 +18,7 @@ CONFIG = dataclasses.replace(
         teacher_checkpoint=f"work_dirs/{LIDAR.name}",
         # channels of feats["bev"]: camera context 32, SECOND encoder BEV 128
         method_kwargs={"teacher_modality": "lidar", "student_modality": "camera",
-                       "student_channels": 32, "teacher_channels": 128},
+                       "student_channels": 32, "teacher_channels": 128, "distill_velocity": False},
+        **BALANCE,
     ),
 )

@@ -5,6 +5,7 @@ import dataclasses
 
 from configs.synth.camera_student import CONFIG as CAMERA
 from configs.synth.lidar_teacher import CONFIG as LIDAR
+from configs.synth.camera_student import DISTILL_BALANCE as BALANCE
 from kd3d.distill import DistillConfig
 
 CONFIG = dataclasses.replace(
@@ -14,6 +15,8 @@ CONFIG = dataclasses.replace(
     distill=DistillConfig(
         method="bevdistill", teacher_model=LIDAR.model.name, teacher_kwargs=dict(LIDAR.model.kwargs),
         teacher_checkpoint=f"work_dirs/{LIDAR.name}",
-        method_kwargs={"student_channels": 64, "teacher_channels": 512, "feature_key": "bev_neck"},
+        method_kwargs={"student_channels": 64, "teacher_channels": 512, "feature_key": "bev_neck",
+                       "distill_velocity": False},
+        **BALANCE,
     ),
 )

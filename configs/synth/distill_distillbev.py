@@ -5,6 +5,7 @@ import dataclasses
 
 from configs.synth.camera_student import CONFIG as CAMERA
 from configs.synth.lidar_teacher import CONFIG as LIDAR
+from configs.synth.camera_student import DISTILL_BALANCE as BALANCE
 from kd3d.distill import DistillConfig
 
 CONFIG = dataclasses.replace(
@@ -15,5 +16,6 @@ CONFIG = dataclasses.replace(
         method="distillbev", teacher_model=LIDAR.model.name, teacher_kwargs=dict(LIDAR.model.kwargs),
         teacher_checkpoint=f"work_dirs/{LIDAR.name}",
         method_kwargs={"levels": {"bev_stage1": [32, 128], "bev_stage2": [64, 256], "bev_neck": [64, 512]}},
+        **BALANCE,
     ),
 )

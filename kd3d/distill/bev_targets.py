@@ -100,3 +100,22 @@ def box_keypoints(boxes: torch.Tensor) -> torch.Tensor:
     x = b[:, None, 0] + c * local[..., 0] - s * local[..., 1]
     y = b[:, None, 1] + s * local[..., 0] + c * local[..., 1]
     return torch.stack([x, y], dim=-1)
+
+
+def reg_channel_mask(num_channels: int, *, velocity: bool = True, like: torch.Tensor | None = None) -> torch.Tensor:
+    """(1, R, 1, 1) 0/1 mask over a CenterHead regression map of ``R = 10 * tasks`` channels.
+
+    The code per task is offset 2, z 1, log dims 3, sin/cos yaw 2, velocity 2
+    (:mod:`kd3d.models.heads.targets`); ``velocity=False`` zeroes channels 8 and 9 of every task.
+    """
+    from kd3d.models.heads.targets import REG_CHANNELS
+
+    if num_channels % REG_CHANNELS:
+        raise ValueError(f"reg_channel_mask: {num_channels} channels is not a multiple of the "
+                         f"{REG_CHANNELS}-channel box code")
+    mask = torch.ones(num_channels)
+    if not velocity:
+        idx = torch.arange(num_channels) % REG_CHANNELS
+        mask[idx >= REG_CHANNELS - 2] = 0.0
+    mask = mask.view(1, -1, 1, 1)
+    return mask.to(like) if like is not None else mask

@@ -55,3 +55,15 @@ def test_two_workers_share_runs_without_duplicates(tmp_path):
     assert len(keys) == len(set(keys)) == 1 + 3 * 2  # teacher + (baseline, 2 methods) x 2 seeds
     tables = [(tmp_path / f"{w}.md").read_text().split("| student |")[1] for w in ("teacher-first", "baselines-first")]
     assert tables[0] == tables[1]
+
+
+def test_parse_arm_spec():
+    import pytest
+
+    mod = _bench()
+    assert mod._parse_arm("BEVDistill r0.25=synth/distill_bevdistill;distill.max_ratio=0.25; distill.warmup_steps=100") == (
+        "BEVDistill r0.25", "synth/distill_bevdistill", {"distill.max_ratio": "0.25", "distill.warmup_steps": "100"})
+    assert mod._parse_arm("PVD=synth/distill_pvd") == ("PVD", "synth/distill_pvd", {})
+    for bad in ("no-equals", "X=", "X=cfg;novalue"):
+        with pytest.raises(SystemExit, match="--arm"):
+            mod._parse_arm(bad)

@@ -101,3 +101,19 @@ def test_bevdistill_end_to_end_trains_adapters_and_heads():
     assert all(math.isfinite(v) for h in hist for v in h.values())
     assert not torch.equal(proj, d.term_losses["bevdistill/instance"].student_proj[0].weight)
     assert not any(k.startswith("term_losses") for k in d.student_state_dict())
+
+
+def test_prediction_term_without_velocity_ignores_velocity_channels():
+    grid = BEVGrid(0, 0, 6, 6, 1, 1)
+    ctx = ctx_for([[]], grid)
+    heat = torch.full((1, 1, 6, 6), -10.0)
+    heat[0, 0, 2, 2] = 0.0  # one teacher peak, score 0.5
+    t_reg = torch.zeros(1, 20, 6, 6)  # two tasks: channels 8, 9 and 18, 19 are velocity
+    s_reg = torch.zeros(1, 20, 6, 6)
+    s_reg[0, [8, 9, 18, 19], 2, 2] = 5.0
+    s_reg[0, 0, 2, 2] = 1.0
+    with_vel = PredictionL1Loss()((heat, s_reg), (heat, t_reg), ctx)
+    without = PredictionL1Loss(distill_velocity=False)((heat, s_reg), (heat, t_reg), ctx)
+    assert with_vel.item() == pytest.approx(21.0, rel=1e-5) and without.item() == pytest.approx(1.0, rel=1e-5)
+    terms, _ = bevdistill_terms(student_channels=4, teacher_channels=8, distill_velocity=False)
+    assert next(t for t in terms if t.name == "bevdistill/prediction").loss.distill_velocity is False

@@ -74,3 +74,16 @@ def test_all_modality_pairs_train(pair):
 def test_unknown_pair_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown modality pair"):
         unidistill_terms(teacher_modality="radar", student_modality="camera", student_channels=1, teacher_channels=1)
+
+
+def test_response_term_without_velocity():
+    ctx = ctx_for([[box(2.5, 2.5, 0.5, 0.5)]], GRID)
+    heat = torch.zeros(1, 3, 8, 8)
+    reg_t = torch.zeros(1, 10, 8, 8)
+    reg_s = torch.zeros(1, 10, 8, 8)
+    reg_s[0, 8:10, 2, 2] = 3.0  # velocity only
+    wsum = 1 + 4 * math.exp(-2) + 4 * math.exp(-4)
+    assert ResponseLoss()((heat, reg_s), (heat, reg_t), ctx).item() == pytest.approx(6.0 / wsum, rel=1e-5)
+    assert ResponseLoss(distill_velocity=False)((heat, reg_s), (heat, reg_t), ctx).item() == pytest.approx(0.0, abs=1e-7)
+    with pytest.raises(ValueError, match="multiple"):
+        ResponseLoss(distill_velocity=False)((heat, reg_s[:, :7]), (heat, reg_t[:, :7]), ctx)

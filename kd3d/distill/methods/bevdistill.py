@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kd3d.distill.adapters import ChannelAdapter, grid_for_map, resample_map, sample_bev
-from kd3d.distill.bev_targets import batch_gaussian_heatmaps
+from kd3d.distill.bev_targets import batch_gaussian_heatmaps, reg_channel_mask
 from kd3d.distill.distiller import DistillTerm
 
 
@@ -144,36 +144,43 @@ class PredictionL1Loss(nn.Module):
     the student prediction at the same BEV cell (student maps resampled to the teacher grid);
     ``sum_peaks s_T * sum_r |regS - regT| / sum_peaks s_T`` over the box parameters (offset, z,
     log dims, sin/cos yaw, velocity), weighted by the teacher score ``s_T``.
+    ``distill_velocity=False`` leaves the velocity channels out (a single-frame student cannot
+    see motion; copying a multi-sweep teacher's velocities only adds noise).
 
     ``student``/``teacher``: tuples ``(heatmap (B, K, H, W), reg (B, R, H, W))``.
     """
 
-    def __init__(self, *, score_thresh: float = 0.1, max_peaks: int = 100):
+    def __init__(self, *, score_thresh: float = 0.1, max_peaks: int = 100, distill_velocity: bool = True):
         super().__init__()
         self.score_thresh, self.max_peaks = float(score_thresh), int(max_peaks)
+        self.distill_velocity = bool(distill_velocity)
 
     def forward(self, student, teacher, ctx):
         _, s_reg = student
         t_heat, t_reg = teacher
         s_reg = to_teacher_grid(s_reg, t_reg, ctx)
         w = teacher_peaks(t_heat, score_thresh=self.score_thresh, max_peaks=self.max_peaks).to(s_reg.dtype)
-        l1 = (s_reg - t_reg.detach()).abs().sum(dim=1)  # (B, H, W)
+        diff = (s_reg - t_reg.detach()).abs()
+        if not self.distill_velocity:
+            diff = diff * reg_channel_mask(diff.shape[1], velocity=False, like=diff)
+        l1 = diff.sum(dim=1)  # (B, H, W)
         return (w * l1).sum() / w.sum().clamp(min=1e-6)
 
     def extra_repr(self):
-        return f"score_thresh={self.score_thresh}, max_peaks={self.max_peaks}"
+        return f"score_thresh={self.score_thresh}, max_peaks={self.max_peaks}, distill_velocity={self.distill_velocity}"
 
 
 def bevdistill_terms(*, student_channels: int, teacher_channels: int, feature_key: str = "bev_neck",
                      dense_weight: float = 0.01, instance_weight: float = 0.2, prediction_weight: float = 1.0,
                      temperature: float = 0.07, proj_dim: int = 128, hidden: int = 256,
                      min_overlap: float = 0.1, score_thresh: float = 0.1, max_peaks: int = 100,
-                     instance_locations: str = "gt"):
+                     instance_locations: str = "gt", distill_velocity: bool = True):
     """BEVDistill terms on ``feature_key`` (student C_s -> teacher C_t channels).
 
     Returns ``(terms, adapters)``. A weight of 0 drops its term. The prediction term's weight
     is not given by the paper; 1.0 here. ``instance_locations``: 'gt', 'pred' or 'both' (see
-    :class:`InstanceContrastiveLoss`).
+    :class:`InstanceContrastiveLoss`). ``distill_velocity=False``: the prediction term skips the
+    velocity channels (single-frame students).
     """
     terms, adapters = [], {}
     if dense_weight:
@@ -187,6 +194,7 @@ def bevdistill_terms(*, student_channels: int, teacher_channels: int, feature_ke
         terms.append(DistillTerm("bevdistill/instance", feature_key, feature_key, loss, None, instance_weight))
     if prediction_weight:
         terms.append(DistillTerm("bevdistill/prediction", ("heatmap", "reg"), ("heatmap", "reg"),
-                                 PredictionL1Loss(score_thresh=score_thresh, max_peaks=max_peaks), None,
+                                 PredictionL1Loss(score_thresh=score_thresh, max_peaks=max_peaks,
+                                                  distill_velocity=distill_velocity), None,
                                  prediction_weight))
     return terms, adapters

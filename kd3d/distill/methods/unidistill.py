@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kd3d.distill.adapters import ChannelAdapter, sample_bev
-from kd3d.distill.bev_targets import batch_gaussian_heatmaps, box_keypoints
+from kd3d.distill.bev_targets import batch_gaussian_heatmaps, box_keypoints, reg_channel_mask
 from kd3d.distill.distiller import DistillTerm
 from kd3d.distill.methods.bevdistill import _grids, to_teacher_grid
 
@@ -84,11 +84,13 @@ class ResponseLoss(nn.Module):
     Weights ``w``: class-agnostic Gaussian of the GT boxes (``min_overlap`` 0.7) on the teacher
     grid; ``L = sum w (|sigmoid(max_c hS) - sigmoid(max_c hT / 2)| + sum_r |rS - rT|) / sum w``.
     Student maps are resampled to the teacher grid when the grids differ.
+    ``distill_velocity=False`` leaves the velocity channels of ``reg`` out (single-frame students).
     """
 
-    def __init__(self, *, min_overlap: float = 0.7, teacher_logit_scale: float = 0.5):
+    def __init__(self, *, min_overlap: float = 0.7, teacher_logit_scale: float = 0.5, distill_velocity: bool = True):
         super().__init__()
         self.min_overlap, self.teacher_logit_scale = float(min_overlap), float(teacher_logit_scale)
+        self.distill_velocity = bool(distill_velocity)
 
     def forward(self, student, teacher, ctx):
         s_heat, s_reg = student
@@ -100,21 +102,27 @@ class ResponseLoss(nn.Module):
                                     device=t_heat.device)[:, 0].to(s_heat.dtype)
         hs = torch.sigmoid(s_heat.max(dim=1).values)
         ht = torch.sigmoid(t_heat.detach().max(dim=1).values * self.teacher_logit_scale)
-        per_cell = (hs - ht).abs() + (s_reg - t_reg.detach()).abs().sum(dim=1)
+        reg_diff = (s_reg - t_reg.detach()).abs()
+        if not self.distill_velocity:
+            reg_diff = reg_diff * reg_channel_mask(reg_diff.shape[1], velocity=False, like=reg_diff)
+        per_cell = (hs - ht).abs() + reg_diff.sum(dim=1)
         return (w * per_cell).sum() / w.sum().clamp(min=1.0)
 
     def extra_repr(self):
-        return f"min_overlap={self.min_overlap}, teacher_logit_scale={self.teacher_logit_scale}"
+        return (f"min_overlap={self.min_overlap}, teacher_logit_scale={self.teacher_logit_scale}, "
+                f"distill_velocity={self.distill_velocity}")
 
 
 def unidistill_terms(*, teacher_modality: str, student_modality: str, student_channels: int,
                      teacher_channels: int, feature_key: str = "bev", relation_key: str = "bev_neck",
-                     weights: tuple[float, float, float] | None = None, response: bool = True):
+                     weights: tuple[float, float, float] | None = None, response: bool = True,
+                     distill_velocity: bool = True):
     """UniDistill terms for a (teacher, student) modality pair in ``UNIDISTILL_WEIGHTS``.
 
     ``student_channels``/``teacher_channels`` are the channels of ``feature_key`` (the feature
-    term's 1x1 adapter); ``weights`` overrides (feature, relation, response). Returns
-    ``(terms, adapters)``.
+    term's 1x1 adapter); ``weights`` overrides (feature, relation, response);
+    ``distill_velocity=False`` keeps the response term off the velocity channels (single-frame
+    students). Returns ``(terms, adapters)``.
     """
     pair = (teacher_modality, student_modality)
     if weights is None:
@@ -129,6 +137,6 @@ def unidistill_terms(*, teacher_modality: str, student_modality: str, student_ch
         DistillTerm("unidistill/relation", relation_key, relation_key, KeypointRelationLoss(), None, w_rel),
     ]
     if response:
-        terms.append(DistillTerm("unidistill/response", ("heatmap", "reg"), ("heatmap", "reg"), ResponseLoss(),
+        terms.append(DistillTerm("unidistill/response", ("heatmap", "reg"), ("heatmap", "reg"), ResponseLoss(distill_velocity=distill_velocity),
                                  None, w_resp))
     return terms, adapters
