@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from kd3d.structures.bev import BEVGrid
@@ -35,7 +36,9 @@ def draw_gaussian_heatmap(boxes: torch.Tensor, grid: BEVGrid, *, min_overlap: fl
     the centre cell (integer cell containing the box centre); overlapping boxes take the
     maximum. Boxes whose centre lies outside the grid are skipped.
     """
-    heat = torch.zeros(grid.shape, dtype=torch.float32)
+    # numpy for the per-box windows: a scene has hundreds of small boxes and per-op torch overhead
+    # dominated (about 0.2 ms per box); the values are the same float32 Gaussians.
+    heat = np.zeros(grid.shape, dtype=np.float32)
     boxes = torch.as_tensor(boxes, dtype=torch.float64).reshape(-1, boxes.shape[-1] if len(boxes) else 9)
     for box in boxes.tolist():
         x, y, l, w = box[0], box[1], box[3], box[4]
@@ -46,10 +49,11 @@ def draw_gaussian_heatmap(boxes: torch.Tensor, grid: BEVGrid, *, min_overlap: fl
         sigma = (2 * r + 1) / 6.0
         r0, r1 = max(row - r, 0), min(row + r + 1, grid.ny)
         c0, c1 = max(col - r, 0), min(col + r + 1, grid.nx)
-        di = torch.arange(r0, r1, dtype=torch.float32)[:, None] - row
-        dj = torch.arange(c0, c1, dtype=torch.float32)[None, :] - col
-        g = torch.exp(-(di * di + dj * dj) / (2 * sigma * sigma))
-        heat[r0:r1, c0:c1] = torch.maximum(heat[r0:r1, c0:c1], g)
+        di = np.arange(r0, r1, dtype=np.float32)[:, None] - np.float32(row)
+        dj = np.arange(c0, c1, dtype=np.float32)[None, :] - np.float32(col)
+        g = np.exp(-(di * di + dj * dj) / np.float32(2 * sigma * sigma))
+        np.maximum(heat[r0:r1, c0:c1], g, out=heat[r0:r1, c0:c1])
+    heat = torch.from_numpy(heat)
     return heat
 
 
