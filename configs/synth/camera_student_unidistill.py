@@ -1,7 +1,9 @@
 """UniDistill, LiDAR -> camera, on synthetic nuScenes: the camera student distilled from the
 trained LiDAR teacher (train ``synth/lidar_teacher`` first; its work dir is the checkpoint).
 
-Feature/relation/response weights 100/40/10 (the paper's LiDAR -> camera setting)."""
+Feature/relation/response weights 100/40/10 (the paper's LiDAR -> camera setting).
+The response term skips velocity (single-frame student); the terms warm up over 100 steps and
+their sum is capped at 0.25x the student losses (``DISTILL_BALANCE`` in camera_student.py)."""
 import dataclasses
 
 from configs.synth.camera_student import CONFIG as CAMERA

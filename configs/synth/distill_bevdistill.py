@@ -1,6 +1,9 @@
 """BEVDistill, LiDAR -> camera, on synthetic nuScenes (train ``synth/lidar_teacher`` first; its
 work dir is the checkpoint). Dense Gaussian imitation (0.01) + instance InfoNCE (0.2) +
-prediction L1 (1.0) on the head input ``bev_neck`` (camera 64 -> LiDAR 512 channels)."""
+prediction L1 (1.0) on the head input ``bev_neck`` (camera 64 -> LiDAR 512 channels).
+
+The prediction term skips velocity (single-frame student); the terms warm up over 100 steps and
+their sum is capped at 0.25x the student losses (``DISTILL_BALANCE`` in camera_student.py)."""
 import dataclasses
 
 from configs.synth.camera_student import CONFIG as CAMERA

@@ -1,6 +1,9 @@
 """DistillBEV, LiDAR -> camera, on synthetic nuScenes: two BEV backbone stages and the head
 input (camera 32/64/64 -> LiDAR 128/256/512 channels), region weights a_fg 6e-3, a_bg 4e-2,
-a_fp 6e-2 (head level), spatial term 2.5e-3. Train ``synth/lidar_teacher`` first."""
+a_fp 6e-2 (head level), spatial term 2.5e-3. Train ``synth/lidar_teacher`` first.
+
+The terms warm up over 100 steps and their sum is capped at 0.25x the student losses
+(``DISTILL_BALANCE`` in camera_student.py)."""
 import dataclasses
 
 from configs.synth.camera_student import CONFIG as CAMERA
