@@ -1,0 +1,40 @@
+"""DistillBEV, LiDAR -> camera, nuScenes trainval (GPU).
+
+Pair: teacher ``nuscenes/centerpoint_voxel01`` (CenterPoint voxel 0.1, 10 sweeps) -> student
+``nuscenes/lss_r50_256x704`` (LSS R50, single frame). Levels, each with a 1x1 adapter
+(camera -> LiDAR channels), maps on the same metric range: ``bev_stage1`` 128 -> 128
+(128 x 128), ``bev_stage2`` 256 -> 256 (64 x 64), ``bev_neck`` (head input) 256 -> 512
+(128 x 128). Region/attention-weighted imitation with the paper's weights a_fg 6e-3,
+a_bg 4e-2, a_fp 6e-2 (false-positive region on the head level only), spatial term a_sp 2.5e-3
+on every level. The data loads the teacher's 10 LiDAR sweeps next to the images.
+
+Head inheritance is off: the camera head reads the 256-channel ``bev_neck`` while the teacher's
+reads 512 channels, so the head's first (shared 3x3) conv cannot be copied; the other head
+tensors would be, but they would then sit behind a freshly initialised shared conv whose output
+is not the teacher's, which defeats the point of inheriting. (Building the student with
+``neck_channels=512`` would make the whole head inheritable, at the cost of a different
+student from the ``lss_r50_256x704`` baseline.)
+
+Train the teacher first; its work dir is the checkpoint::
+
+    torchrun --nproc_per_node 8 -m kd3d.cli.main train nuscenes/centerpoint_voxel01
+    torchrun --nproc_per_node 8 -m kd3d.cli.main train nuscenes/distill_distillbev
+"""
+import dataclasses
+
+from configs.nuscenes.centerpoint_voxel01 import CONFIG as LIDAR
+from configs.nuscenes.lss_r50_256x704 import CONFIG as CAMERA
+from kd3d.distill import DistillConfig
+
+CONFIG = dataclasses.replace(
+    CAMERA,
+    name="nusc_lss_r50_256x704_distillbev",
+    data=dataclasses.replace(CAMERA.data, kwargs={**CAMERA.data.kwargs, "sweeps": LIDAR.data.kwargs["sweeps"]}),
+    distill=DistillConfig(
+        method="distillbev", teacher_model=LIDAR.model.name, teacher_kwargs=dict(LIDAR.model.kwargs),
+        teacher_checkpoint=f"work_dirs/{LIDAR.name}",
+        method_kwargs={"levels": {"bev_stage1": [128, 128], "bev_stage2": [256, 256], "bev_neck": [256, 512]},
+                       "a_fg": 6e-3, "a_bg": 4e-2, "a_fp": 6e-2, "a_sp": 2.5e-3, "fp_levels": ["bev_neck"]},
+        inherit_head=False,
+    ),
+)

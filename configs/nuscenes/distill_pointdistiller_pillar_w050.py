@@ -1,0 +1,29 @@
+"""PointDistiller on PointPillars-style CenterPoint, nuScenes trainval (GPU): 0.5x student
+(the paper's PointPillars compression ratio).
+
+Pair: teacher ``nuscenes/centerpoint_pillar02`` (1.0x) -> student ``nuscenes/pillar02_w050``
+(0.5x channels, same architecture and 0.2 m pillar grid). One term, weight 1.0, on the
+scattered pillar map ``bev`` (512 x 512, 32 -> 64 channels; per-side edge convs to 64 graph
+channels, no adapter): top N 6000 cells by the teacher's channel max, kNN graph with K 128 in
+teacher feature space, reweighting tau 1e-2 (``preset="pointpillars"``: the paper's
+PointPillars setting). Same data as the teacher (10 sweeps).
+
+Train the teacher first; its work dir is the checkpoint::
+
+    torchrun --nproc_per_node 8 -m kd3d.cli.main train nuscenes/centerpoint_pillar02
+    torchrun --nproc_per_node 8 -m kd3d.cli.main train nuscenes/distill_pointdistiller_pillar_w050
+"""
+from configs.nuscenes.centerpoint_pillar02 import CONFIG as TEACHER
+from configs.nuscenes.pillar02_w050 import CONFIG as STUDENT
+from kd3d.distill import DistillConfig
+from kd3d.engine.config import override
+
+CONFIG = override(STUDENT, {
+    "name": "nusc_pillar02_w050_pointdistiller",
+    "distill": DistillConfig(
+        method="pointdistiller", teacher_model=TEACHER.model.name, teacher_kwargs=dict(TEACHER.model.kwargs),
+        teacher_checkpoint=f"work_dirs/{TEACHER.name}",
+        method_kwargs={"student_channels": 32, "teacher_channels": 64, "feature_key": "bev",
+                       "preset": "pointpillars", "weight": 1.0},
+    ),
+})
