@@ -11,10 +11,10 @@ from kd3d.engine.config import ModelConfig
 
 IMAGE_SIZE = [128, 352]
 
+# Image augmentation only: no BEV rotation/flip on this synthetic benchmark (see
+# configs/synth/lidar_teacher.py; the LiDAR input stays fixed, so a LiDAR teacher can be cached).
 TRAIN_TRANSFORMS = [
     ["ImageResizeCrop", {"final_size": IMAGE_SIZE, "resize_range": [-0.06, 0.11], "random_crop": True}],
-    ["GlobalRotScaleTrans", {"rot_range": [-0.3925, 0.3925], "scale_range": [0.95, 1.05]}],
-    ["RandomFlip3D", {"p_x": 0.5, "p_y": 0.5}],
     ["PointRangeFilter", {"point_range": POINT_RANGE}],
     ["BoxRangeFilter", {"xy_range": [-51.2, -51.2, 51.2, 51.2]}],
 ]

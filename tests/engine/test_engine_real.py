@@ -75,9 +75,15 @@ def test_real_detector_resumes_exactly(synth_root, tmp_path):
     from kd3d.engine.checkpoint import latest_checkpoint, load_checkpoint
     from kd3d.engine.trainer import Trainer
 
-    cfg = _small(load_config("synth/lidar_teacher_pillar"), synth_root,
+    from configs.synth.lidar_teacher import BEV_AUGMENTATION
+
+    base = load_config("synth/lidar_teacher_pillar")
+    transforms = BEV_AUGMENTATION + base.data.train_kwargs["transforms"] + [["PointShuffle", {}]]
+    cfg = _small(base, synth_root,
                  **{"optim.max_steps": 3, "model.kwargs.width": 0.25, "eval.evaluator": "none",
-                    "model.kwargs.point_range": [-25.6, -25.6, -5.0, 25.6, 25.6, 3.0]})
+                    "model.kwargs.point_range": [-25.6, -25.6, -5.0, 25.6, 25.6, 3.0],
+                    "data.train_kwargs": {"transforms": transforms}})
+    assert [t[0] for t in cfg.data.train_kwargs["transforms"]][:2] == ["GlobalRotScaleTrans", "RandomFlip3D"]
     run_experiment(cfg, tmp_path / "full")
     Trainer(cfg, tmp_path / "part", stop_after=1).fit()
     run_experiment(cfg, tmp_path / "part", resume=True)
