@@ -151,6 +151,31 @@ def _run(cfg, work: Path, log: Path, key: dict) -> dict | None:
     return rec
 
 
+def _heldout(cfg, run_dir: Path, log: Path, key: dict, args) -> dict | None:
+    """Metrics of ``run_dir``'s final checkpoint on ``--heldout-root``/``--heldout-split`` (another
+    generated dataset: unseen scenes, more frames than the val split, so less evaluation noise).
+    Results are logged in ``log`` (claimed with a lock file like the training runs)."""
+    from kd3d.engine.checkpoint import latest_checkpoint
+    from kd3d.engine.config import override
+    from kd3d.engine.trainer import evaluate
+
+    key = dict(key, heldout_root=str(args.heldout_root), heldout_split=args.heldout_split)
+    rec = _find(log, key)
+    if rec is not None:
+        return rec
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is None:
+        raise SystemExit(f"bench/distill.py: no checkpoint in {run_dir} for the held-out evaluation")
+    out = run_dir / f"heldout_{Path(args.heldout_root).name}_{args.heldout_split}"
+    if not _claim(out):
+        return None
+    cfg = override(cfg, {"data.root": str(args.heldout_root)})
+    rec = dict(key, metrics=evaluate(cfg, ckpt, out, split=args.heldout_split))
+    with log.open("a") as f:
+        f.write(json.dumps(rec) + "\n")
+    return rec
+
+
 def _teacher(suite: dict, args, log: Path) -> tuple[Path, dict | None]:
     """Train (or collect) the suite's teacher. Returns (work dir, record or None while another
     worker trains it)."""
@@ -223,7 +248,40 @@ def _plot(path: Path, suite_name: str, metric: str, teacher: dict, rows: dict[st
     return path
 
 
-def write_report(path: Path, suite_name: str, suite: dict, args, teacher: dict, rows: dict[str, list[dict]]) -> str:
+def _table(rows: dict[str, list[dict]], teacher: dict, metric: str, second: str | None) -> list[str]:
+    """Markdown table: mean +- std, difference to the baseline, the share of the baseline->teacher
+    gap recovered, per-seed values (and the second metric, e.g. mAP next to NDS)."""
+    def vals(recs, m):
+        return [r["metrics"].get(m, float("nan")) for r in recs]
+
+    base, t = vals(rows["baseline"], metric), teacher["metrics"].get(metric, float("nan"))
+    lines = [f"| student | {metric} (mean +- std) | diff to baseline | gap recovered | per seed |"
+             + (f" {second} (mean +- std) | {second} diff | {second} gap recovered |" if second else ""),
+             "|---|---|---|---|---|" + ("---|---|---|" if second else "")]
+
+    def diff_cols(v, b, tv, is_base):
+        if is_base:
+            return "-", "-"
+        d = statistics.fmean(v) - statistics.fmean(b)
+        gap = tv - statistics.fmean(b)
+        return f"{d:+.4f}", (f"{100 * d / gap:+.0f} %" if gap > 0 else "-")
+
+    for label, recs in rows.items():
+        v = vals(recs, metric)
+        d, g = diff_cols(v, base, t, label == "baseline")
+        line = f"| {label} | {_fmt(v)} | {d} | {g} | {', '.join(f'{x:.4f}' for x in v)} |"
+        if second:
+            v2, b2 = vals(recs, second), vals(rows["baseline"], second)
+            d2, g2 = diff_cols(v2, b2, teacher["metrics"].get(second, float("nan")), label == "baseline")
+            line += f" {_fmt(v2)} | {d2} | {g2} |"
+        lines.append(line)
+    lines.append(f"| teacher | {t:.4f} | | | |" + (f" {teacher['metrics'].get(second, float('nan')):.4f} | | |"
+                                                    if second else ""))
+    return lines
+
+
+def write_report(path: Path, suite_name: str, suite: dict, args, teacher: dict, rows: dict[str, list[dict]],
+                 heldout: dict | None = None) -> str:
     import torch
 
     metric = suite["metric"]
@@ -240,24 +298,19 @@ def write_report(path: Path, suite_name: str, suite: dict, args, teacher: dict, 
                 f"every arm, the baseline too, trains without the BEV augmentations {', '.join(BEV_AUGS)}  "]
                if getattr(args, "teacher_cache", False) else []),
              f"Data: {suite.get('note', 'generated synthetic nuScenes (kd3d synth) at ' + (args.data_root or 'the configs root') + ', val split')}", "",
-             f"| student | {metric} (mean +- std) | diff to baseline | per seed |"
-             + (f" {second} (mean +- std) | {second} diff |" if second else ""),
-             "|---|---|---|---|" + ("---|---|" if second else "")]
-    base2 = [r["metrics"].get(second, float("nan")) for r in rows["baseline"]] if second else []
-    for label, recs in rows.items():
-        vals = [r["metrics"].get(metric, float("nan")) for r in recs]
-        diff = "-" if label == "baseline" else f"{statistics.fmean(vals) - statistics.fmean(base):+.4f}"
-        line = f"| {label} | {_fmt(vals)} | {diff} | {', '.join(f'{v:.4f}' for v in vals)} |"
-        if second:
-            vals2 = [r["metrics"].get(second, float("nan")) for r in recs]
-            diff2 = "-" if label == "baseline" else f"{statistics.fmean(vals2) - statistics.fmean(base2):+.4f}"
-            line += f" {_fmt(vals2)} | {diff2} |"
-        lines.append(line)
-    if second:
-        t2 = teacher["metrics"].get(second, float("nan"))
-        lines.append(f"\nTeacher {second}: {t2:.4f}.")
+             ""]
+    lines += _table(rows, teacher, metric, second)
     plot = _plot(path.parent / f"results_{suite_name}.png", suite_name, metric, teacher, rows)
     lines += ["", f"![{suite_name}: {metric} per student, mean and std over seeds, teacher dashed]({plot.name})"]
+    if heldout is not None:
+        n = heldout.get("frames")
+        lines += ["", f"Held-out evaluation (`--heldout-root {args.heldout_root} --heldout-split {args.heldout_split}`: "
+                      f"another generated dataset, scenes unseen in training{f', {n} key frames' if n else ''}), "
+                      "same checkpoints:", ""]
+        lines += _table(heldout["rows"], heldout["teacher"], metric, second)
+        hplot = _plot(path.parent / f"results_{suite_name}_heldout.png", suite_name + " (held-out)", metric,
+                      heldout["teacher"], heldout["rows"])
+        lines += ["", f"![{suite_name}, held-out: {metric} per student]({hplot.name})"]
     text = "\n".join(lines) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     old = path.read_text() if path.exists() else "# kd3d results\n\nWritten by `bench/distill.py`.\n"
@@ -288,6 +341,10 @@ def main(argv=None) -> int:
                    help="distilled runs read the teacher from a per-method cache (kd3d.distill.cache) instead of "
                         "running it every step; the BEV augmentations (%s) are then dropped from every arm's train "
                         "transforms, the baseline's too, so all arms see the same data" % ", ".join(BEV_AUGS))
+    p.add_argument("--heldout-root", default="",
+                   help="also evaluate every final checkpoint (and the teacher) on this dataset root, e.g. a second "
+                        "`kd3d synth` dataset with another --seed: more, unseen frames -> less evaluation noise")
+    p.add_argument("--heldout-split", default="mini_train", help="split of --heldout-root to evaluate on")
     p.add_argument("--arm", action="append", default=[],
                    help="LABEL=CONFIG[;key=value;...]: a distilled arm with --set style overrides (repeat; replaces "
                         "the suite's methods), e.g. 'BEVDistill r0.25=synth/distill_bevdistill;distill.max_ratio=0.25'")
@@ -359,7 +416,39 @@ def main(argv=None) -> int:
             if args.teacher_cache:
                 key["teacher_cache"] = True
             rows[label].append(results.get((label, seed)) or _wait_for(log, key, f"{label} seed {seed}"))
-    print(write_report(Path(args.out), args.suite, suite, args, teacher, rows))
+    heldout = None
+    if args.heldout_root:
+        hlog = work / "heldout.jsonl"
+        pending: list[tuple] = []
+        tkey = {"run": "teacher", "config": suite["teacher"], "steps": args.teacher_steps}
+        tcfg = _quiet(load_config(suite["teacher"]), seed=0, steps=args.teacher_steps)
+        jobs_h = [("teacher", None, tcfg, teacher_dir, tkey)]
+        for label in labels:
+            for seed in range(args.seeds):
+                key = {"run": label, "config": configs[label], "seed": seed, "steps": args.steps,
+                       "teacher_steps": args.teacher_steps}
+                if arm_sets.get(label):
+                    key["set"] = arm_sets[label]
+                if args.teacher_cache:
+                    key["teacher_cache"] = True
+                cfg = _quiet(load_config(configs[label], [f"{k}={v}" for k, v in arm_sets.get(label, {}).items()]),
+                             seed=seed, steps=args.steps, ckpt=False)
+                jobs_h.append((label, seed, cfg, work / f"{label}_s{seed}", key))
+        if args.worker == "baselines-first":
+            jobs_h.reverse()
+        got: dict = {}
+        for label, seed, cfg, run_dir, key in jobs_h:
+            rec = _heldout(cfg, run_dir, hlog, key, args)
+            if rec is None:
+                pending.append((label, seed, key))
+            else:
+                got[(label, seed)] = rec
+        for label, seed, key in pending:
+            hkey = dict(key, heldout_root=str(args.heldout_root), heldout_split=args.heldout_split)
+            got[(label, seed)] = _wait_for(hlog, hkey, f"held-out evaluation of {label} seed {seed}")
+        heldout = {"teacher": got[("teacher", None)],
+                   "rows": {label: [got[(label, s)] for s in range(args.seeds)] for label in labels}}
+    print(write_report(Path(args.out), args.suite, suite, args, teacher, rows, heldout=heldout))
     return 0
 
 

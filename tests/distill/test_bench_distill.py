@@ -31,6 +31,15 @@ def test_toy_suite_writes_table_and_reuses_runs(tmp_path):
     assert len((tmp_path / "work" / "runs.jsonl").read_text().splitlines()) == 4
     assert out.read_text().count("suite `toy`") == 1  # the section is replaced, not appended
     assert (tmp_path / "results_toy.png").stat().st_size > 1000  # the plot beside the table
+    assert "gap recovered" in text and "| teacher |" in text
+    # held-out evaluation of the same checkpoints (toy: any non-train split is a fresh sample set)
+    assert bench.main(args + ["--heldout-root", str(tmp_path / "unused"), "--heldout-split", "heldout"]) == 0
+    held = [json.loads(x) for x in (tmp_path / "work" / "heldout.jsonl").read_text().splitlines()]
+    assert sorted(r["run"] for r in held) == sorted(["teacher", "baseline", "FitNet+CWD", "DistillBEV"])
+    assert all(r["heldout_split"] == "heldout" and "ap" in r["metrics"] for r in held)
+    text = out.read_text()
+    assert "Held-out evaluation" in text and text.count("| DistillBEV |") == 2
+    assert (tmp_path / "results_toy_heldout.png").stat().st_size > 1000
 
 
 def test_two_workers_share_runs_without_duplicates(tmp_path):
