@@ -16,6 +16,7 @@ Suites::
                   (engine's in-memory toy dataset; minutes on a laptop CPU)
     synth-camera  synth/lidar_teacher -> synth/camera_student: BEVDistill, DistillBEV, UniDistill
     synth-lidar   synth/lidar_teacher -> synth/lidar_student_050: PointDistiller (SECOND setting)
+    synth-lidar-025  synth/lidar_teacher -> synth/lidar_student_025: PointDistiller (SECOND setting)
     synth-pillar  synth/lidar_teacher_pillar -> synth/pillar_student_050: PointDistiller (PointPillars)
     synth-seg     synth/seg_teacher -> synth/seg_student_050: PVD
 
@@ -50,6 +51,8 @@ SUITES = {
                                  "UniDistill": "synth/camera_student_unidistill"}, "metric": "NDS"},
     "synth-lidar": {"teacher": "synth/lidar_teacher", "baseline": "synth/lidar_student_050",
                     "methods": {"PointDistiller": "synth/distill_pointdistiller"}, "metric": "NDS"},
+    "synth-lidar-025": {"teacher": "synth/lidar_teacher", "baseline": "synth/lidar_student_025",
+                        "methods": {"PointDistiller": "synth/distill_pointdistiller_025"}, "metric": "NDS"},
     "synth-pillar": {"teacher": "synth/lidar_teacher_pillar", "baseline": "synth/pillar_student_050",
                      "methods": {"PointDistiller": "synth/distill_pointdistiller_pillar"}, "metric": "NDS"},
     "synth-seg": {"teacher": "synth/seg_teacher", "baseline": "synth/seg_student_050",

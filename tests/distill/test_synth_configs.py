@@ -15,7 +15,7 @@ import real_models as rm  # noqa: E402
 from kd3d.engine.builders import build_model, build_train_module  # noqa: E402
 from kd3d.engine.config import load_config  # noqa: E402
 
-CONFIGS = ["synth/distill_bevdistill", "synth/distill_distillbev", "synth/distill_unidistill_fusion",
+CONFIGS = ["synth/distill_bevdistill", "synth/distill_distillbev", "synth/distill_unidistill_fusion", "synth/distill_pointdistiller_025",
            "synth/distill_pointdistiller", "synth/distill_pointdistiller_pillar", "synth/distill_pvd",
            "synth/camera_student_unidistill"]
 
