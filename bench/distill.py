@@ -154,7 +154,7 @@ def _run(cfg, work: Path, log: Path, key: dict) -> dict | None:
     return rec
 
 
-def _heldout(cfg, run_dir: Path, log: Path, key: dict, args) -> dict | None:
+def _heldout(cfg, run_dir: Path, log: Path, key: dict, args, out: Path | None = None) -> dict | None:
     """Metrics of ``run_dir``'s final checkpoint on ``--heldout-root``/``--heldout-split`` (another
     generated dataset: unseen scenes, more frames than the val split, so less evaluation noise).
     Results are logged in ``log`` (claimed with a lock file like the training runs)."""
@@ -169,7 +169,7 @@ def _heldout(cfg, run_dir: Path, log: Path, key: dict, args) -> dict | None:
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         raise SystemExit(f"bench/distill.py: no checkpoint in {run_dir} for the held-out evaluation")
-    out = run_dir / f"heldout_{Path(args.heldout_root).name}_{args.heldout_split}"
+    out = out or run_dir / f"heldout_{Path(args.heldout_root).name}_{args.heldout_split}"
     if not _claim(out):
         return None
     cfg = override(cfg, {"data.root": str(args.heldout_root)})
@@ -425,6 +425,8 @@ def main(argv=None) -> int:
         pending: list[tuple] = []
         tkey = {"run": "teacher", "config": suite["teacher"], "steps": args.teacher_steps}
         tcfg = _quiet(load_config(suite["teacher"]), seed=0, steps=args.teacher_steps)
+        # the teacher's evaluation (and its lock) live in this suite's work dir: a teacher dir is
+        # shared between suites, whose held-out logs are separate
         jobs_h = [("teacher", None, tcfg, teacher_dir, tkey)]
         for label in labels:
             for seed in range(args.seeds):
@@ -441,7 +443,9 @@ def main(argv=None) -> int:
             jobs_h.reverse()
         got: dict = {}
         for label, seed, cfg, run_dir, key in jobs_h:
-            rec = _heldout(cfg, run_dir, hlog, key, args)
+            out = work / f"teacher_heldout_{Path(args.heldout_root).name}_{args.heldout_split}" \
+                if label == "teacher" else None
+            rec = _heldout(cfg, run_dir, hlog, key, args, out=out)
             if rec is None:
                 pending.append((label, seed, key))
             else:

@@ -40,6 +40,19 @@ def test_toy_suite_writes_table_and_reuses_runs(tmp_path):
     text = out.read_text()
     assert "Held-out evaluation" in text and text.count("| DistillBEV |") == 2
     assert (tmp_path / "results_toy_heldout.png").stat().st_size > 1000
+    # a second suite work dir sharing the teacher: its held-out evaluation of the teacher is its own
+    # (a lock left in the teacher dir by the first suite must not make it wait forever)
+    import subprocess
+    import sys
+
+    args2 = ["--suite", "toy", "--seeds", "1", "--steps", "2", "--teacher-steps", "2", "--work-dir",
+             str(tmp_path / "work2"), "--out", str(tmp_path / "r2.md"), "--teacher-dir", str(tmp_path / "work" / "teacher"),
+             "--heldout-root", str(tmp_path / "unused"), "--heldout-split", "heldout"]
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "distill.py"), *args2], capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    held2 = [json.loads(x) for x in (tmp_path / "work2" / "heldout.jsonl").read_text().splitlines()]
+    assert "teacher" in [r["run"] for r in held2]
 
 
 def test_two_workers_share_runs_without_duplicates(tmp_path):
