@@ -378,24 +378,36 @@ def main(argv=None) -> int:
         teacher_dir, teacher = _teacher(suite, args, log)
     else:  # baselines first (no teacher needed), then the methods from the last one backwards
         jobs = [j for j in jobs if j[0] == "baseline"] + [j for j in reversed(jobs) if j[0] != "baseline"]
-    results: dict[tuple, dict] = {}
-    for label, seed in jobs:
-        name = configs[label]
-        key = {"run": label, "config": name, "seed": seed, "steps": args.steps, "teacher_steps": args.teacher_steps}
+    def run_key(label: str, seed: int) -> dict:
+        """The identity of a run in runs.jsonl / heldout.jsonl."""
+        key = {"run": label, "config": configs[label], "seed": seed, "steps": args.steps,
+               "teacher_steps": args.teacher_steps}
         if arm_sets.get(label):
             key["set"] = arm_sets[label]
-        cfg = _quiet(load_config(name, [f"{k}={v}" for k, v in arm_sets.get(label, {}).items()]), seed=seed,
-                     steps=args.steps, ckpt=False)
+        if args.teacher_cache:
+            key["teacher_cache"] = True
+        return key
+
+    def arm_config(label: str, seed: int):
+        return _quiet(load_config(configs[label], [f"{k}={v}" for k, v in arm_sets.get(label, {}).items()]),
+                      seed=seed, steps=args.steps, ckpt=False)
+
+    def get_teacher():  # train/evaluate the teacher here, or wait for the worker doing it
+        t_dir, rec = _teacher(suite, args, log)
+        return t_dir, rec or _wait_for(log, {"run": "teacher", "config": suite["teacher"],
+                                             "steps": args.teacher_steps}, "the teacher")
+
+    results: dict[tuple, dict] = {}
+    for label, seed in jobs:
+        key = run_key(label, seed)
+        cfg = arm_config(label, seed)
         if args.teacher_cache:  # every arm, baseline included, trains on the same (BEV-unaugmented) data
             cfg = _without_bev_aug(cfg)
-            key["teacher_cache"] = True
         if label == "baseline":
             cfg = dataclasses.replace(cfg, distill=None)
         else:
             if teacher is None:
-                teacher_dir, teacher = _teacher(suite, args, log)
-                teacher = teacher or _wait_for(log, {"run": "teacher", "config": suite["teacher"],
-                                                     "steps": args.teacher_steps}, "the teacher")
+                teacher_dir, teacher = get_teacher()
             cfg = override(cfg, {"distill.teacher_checkpoint": str(teacher_dir)})
             if args.teacher_cache:  # one cache per method, shared by its seeds (fingerprinted)
                 cfg = override(cfg, {"distill.cache_dir": str(work / "cache" / label)})
@@ -405,20 +417,12 @@ def main(argv=None) -> int:
             print(f"{label:>14s} seed {seed}: {suite['metric']} = {rec['metrics'].get(suite['metric'])} "
                   f"({rec['seconds']} s)", flush=True)
     if teacher is None:
-        teacher_dir, teacher = _teacher(suite, args, log)
-        teacher = teacher or _wait_for(log, {"run": "teacher", "config": suite["teacher"],
-                                             "steps": args.teacher_steps}, "the teacher")
+        teacher_dir, teacher = get_teacher()
     print(f"teacher {suite['teacher']}: {teacher['metrics']}", flush=True)
     rows: dict[str, list[dict]] = {label: [] for label in labels}
     for label in labels:
         for seed in range(args.seeds):
-            key = {"run": label, "config": configs[label], "seed": seed, "steps": args.steps,
-                   "teacher_steps": args.teacher_steps}
-            if arm_sets.get(label):
-                key["set"] = arm_sets[label]
-            if args.teacher_cache:
-                key["teacher_cache"] = True
-            rows[label].append(results.get((label, seed)) or _wait_for(log, key, f"{label} seed {seed}"))
+            rows[label].append(results.get((label, seed)) or _wait_for(log, run_key(label, seed), f"{label} seed {seed}"))
     heldout = None
     if args.heldout_root:
         hlog = work / "heldout.jsonl"
@@ -430,15 +434,7 @@ def main(argv=None) -> int:
         jobs_h = [("teacher", None, tcfg, teacher_dir, tkey)]
         for label in labels:
             for seed in range(args.seeds):
-                key = {"run": label, "config": configs[label], "seed": seed, "steps": args.steps,
-                       "teacher_steps": args.teacher_steps}
-                if arm_sets.get(label):
-                    key["set"] = arm_sets[label]
-                if args.teacher_cache:
-                    key["teacher_cache"] = True
-                cfg = _quiet(load_config(configs[label], [f"{k}={v}" for k, v in arm_sets.get(label, {}).items()]),
-                             seed=seed, steps=args.steps, ckpt=False)
-                jobs_h.append((label, seed, cfg, work / f"{label}_s{seed}", key))
+                jobs_h.append((label, seed, arm_config(label, seed), work / f"{label}_s{seed}", run_key(label, seed)))
         if args.worker == "baselines-first":
             jobs_h.reverse()
         got: dict = {}
