@@ -6,11 +6,9 @@ averages only the student's and the adapters' gradients. With dropout and augmen
 evaluated metrics must agree, and the teacher must be unchanged on every rank.
 """
 import json
-import os
-import subprocess
-import sys
 
 import torch
+from cli_runner import run_cli
 
 from kd3d.engine.checkpoint import latest_checkpoint, load_checkpoint
 
@@ -19,16 +17,7 @@ COMMON = ["--set", "optim.epochs=1", "--set", "model.kwargs.dropout=0.0", "--set
 
 
 def _run(args, cwd, nproc=1, bs=2):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    mod = ["-m", "kd3d.cli.main", *args, *COMMON, "--set", f"data.batch_size={bs}"]
-    if nproc == 1:
-        cmd = [sys.executable, *mod]
-    else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", "0",
-               "--rdzv_backend", "c10d", "--rdzv_endpoint", "localhost:0", *mod]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=cwd)
-    assert out.returncode == 0, f"{' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    return out.stdout
+    return run_cli(args, cwd, common=COMMON, nproc=nproc, batch_size=bs)
 
 
 def test_distillation_ddp_two_processes_match_single(tmp_path):

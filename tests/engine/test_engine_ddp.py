@@ -5,11 +5,8 @@ batch 2 at every step (the sampler shards each epoch's permutation), and DDP ave
 gradients, so weights and metrics must agree up to float summation order.
 """
 import json
-import os
-import subprocess
-import sys
 
-
+from cli_runner import run_cli
 from engine_helpers import assert_state_equal
 from kd3d.engine.checkpoint import latest_checkpoint, load_checkpoint
 
@@ -18,16 +15,7 @@ COMMON = ["--set", "optim.epochs=2", "--set", "model.kwargs.dropout=0.0", "--set
 
 
 def _run(args, tmp_path, name, nproc=1, bs=2):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    mod = ["-m", "kd3d.cli.main", *args, *COMMON, "--set", f"data.batch_size={bs}"]
-    if nproc == 1:
-        cmd = [sys.executable, *mod]
-    else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", "0",
-               "--rdzv_backend", "c10d", "--rdzv_endpoint", "localhost:0", *mod]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
-    assert out.returncode == 0, f"{name} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    return out.stdout
+    return run_cli(args, tmp_path, common=COMMON, nproc=nproc, batch_size=bs)
 
 
 def test_ddp_two_processes_match_single(tmp_path):
