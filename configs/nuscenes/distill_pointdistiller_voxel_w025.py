@@ -14,18 +14,9 @@ Train the teacher first; its work dir is the checkpoint::
     torchrun --nproc_per_node 8 -m kd3d.cli.main train nuscenes/centerpoint_voxel01
     torchrun --nproc_per_node 8 -m kd3d.cli.main train nuscenes/distill_pointdistiller_voxel_w025
 """
-from configs.nuscenes.centerpoint_voxel01 import CONFIG as TEACHER
-from configs.nuscenes.centerpoint_voxel01 import POINT_RANGE
-from configs.nuscenes.centerpoint_voxel01_w025 import CONFIG as STUDENT
-from kd3d.distill import DistillConfig
+from configs.nuscenes.distill_pointdistiller_voxel_w050 import CONFIG as W050
 from kd3d.engine.config import override
 
-CONFIG = override(STUDENT, {
-    "name": "nusc_centerpoint_voxel01_w025_pointdistiller",
-    "distill": DistillConfig(
-        method="pointdistiller", teacher_model=TEACHER.model.name, teacher_kwargs=dict(TEACHER.model.kwargs),
-        teacher_checkpoint=f"work_dirs/{TEACHER.name}",
-        method_kwargs={"student_channels": 32, "teacher_channels": 128, "feature_key": "voxel",
-                       "preset": "second", "point_range": list(POINT_RANGE), "weight": 1.0},
-    ),
-})
+# the 0.5x config with the student at 0.25x width (= nuscenes/centerpoint_voxel01_w025)
+CONFIG = override(W050, {"name": "nusc_centerpoint_voxel01_w025_pointdistiller", "model.kwargs.width": 0.25,
+                         "distill.method_kwargs.student_channels": 32})
