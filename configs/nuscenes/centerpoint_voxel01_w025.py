@@ -1,5 +1,6 @@
 """Compressed LiDAR student: CenterPoint voxel 0.1 at 0.25x channel width."""
-from configs.nuscenes.centerpoint_voxel01 import CONFIG as BASE
-from kd3d.engine.config import override
+from kd3d.engine.config import load_base, override
+
+BASE = load_base("nuscenes/centerpoint_voxel01")
 
 CONFIG = override(BASE, {"name": "nusc_centerpoint_voxel01_w025", "model.kwargs.width": 0.25})

@@ -13,10 +13,11 @@ Train the teacher first; its work dir is the checkpoint::
     torchrun --nproc_per_node 8 -m kd3d.cli.main train nuscenes/centerpoint_pillar02
     torchrun --nproc_per_node 8 -m kd3d.cli.main train nuscenes/distill_pointdistiller_pillar_w050
 """
-from configs.nuscenes.centerpoint_pillar02 import CONFIG as TEACHER
-from configs.nuscenes.pillar02_w050 import CONFIG as STUDENT
 from kd3d.distill import DistillConfig
-from kd3d.engine.config import override
+from kd3d.engine.config import load_base, override
+
+TEACHER = load_base("nuscenes/centerpoint_pillar02")
+STUDENT = load_base("nuscenes/pillar02_w050")
 
 CONFIG = override(STUDENT, {
     "name": "nusc_pillar02_w050_pointdistiller",

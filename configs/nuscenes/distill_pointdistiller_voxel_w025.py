@@ -14,8 +14,9 @@ Train the teacher first; its work dir is the checkpoint::
     torchrun --nproc_per_node 8 -m kd3d.cli.main train nuscenes/centerpoint_voxel01
     torchrun --nproc_per_node 8 -m kd3d.cli.main train nuscenes/distill_pointdistiller_voxel_w025
 """
-from configs.nuscenes.distill_pointdistiller_voxel_w050 import CONFIG as W050
-from kd3d.engine.config import override
+from kd3d.engine.config import load_base, override
+
+W050 = load_base("nuscenes/distill_pointdistiller_voxel_w050")
 
 # the 0.5x config with the student at 0.25x width (= nuscenes/centerpoint_voxel01_w025)
 CONFIG = override(W050, {"name": "nusc_centerpoint_voxel01_w025_pointdistiller", "model.kwargs.width": 0.25,

@@ -13,11 +13,12 @@ Train the teacher first; its work dir is the checkpoint::
     torchrun --nproc_per_node 8 -m kd3d.cli.main train nuscenes/centerpoint_voxel01
     torchrun --nproc_per_node 8 -m kd3d.cli.main train nuscenes/distill_pointdistiller_voxel_w050
 """
-from configs.nuscenes.centerpoint_voxel01 import CONFIG as TEACHER
-from configs.nuscenes.centerpoint_voxel01 import POINT_RANGE
-from configs.nuscenes.centerpoint_voxel01_w050 import CONFIG as STUDENT
 from kd3d.distill import DistillConfig
-from kd3d.engine.config import override
+from kd3d.engine.config import load_base, load_base_module, override
+
+TEACHER = load_base("nuscenes/centerpoint_voxel01")
+POINT_RANGE = load_base_module("nuscenes/centerpoint_voxel01").POINT_RANGE
+STUDENT = load_base("nuscenes/centerpoint_voxel01_w050")
 
 CONFIG = override(STUDENT, {
     "name": "nusc_centerpoint_voxel01_w050_pointdistiller",

@@ -14,11 +14,12 @@ Train the teacher first; its work dir is the checkpoint::
     torchrun --nproc_per_node 8 -m kd3d.cli.main train nuscenes/seg_unet
     torchrun --nproc_per_node 8 -m kd3d.cli.main train nuscenes/distill_pvd
 """
-from configs.nuscenes.centerpoint_voxel01 import POINT_RANGE
-from configs.nuscenes.seg_unet import CONFIG as TEACHER
-from configs.nuscenes.seg_unet_w050 import CONFIG as STUDENT
 from kd3d.distill import DistillConfig
-from kd3d.engine.config import override
+from kd3d.engine.config import load_base, load_base_module, override
+
+POINT_RANGE = load_base_module("nuscenes/centerpoint_voxel01").POINT_RANGE
+TEACHER = load_base("nuscenes/seg_unet")
+STUDENT = load_base("nuscenes/seg_unet_w050")
 
 VOXEL_SIZE = [0.1, 0.1, 0.1]  # sparse_unet_seg(scale="nuscenes"): cubic 0.1 m voxels
 

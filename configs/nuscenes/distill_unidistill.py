@@ -17,9 +17,11 @@ Train the teacher first; its work dir is the checkpoint::
 """
 import dataclasses
 
-from configs.nuscenes.centerpoint_voxel01 import CONFIG as LIDAR
-from configs.nuscenes.lss_r50_256x704 import CONFIG as CAMERA
 from kd3d.distill import DistillConfig
+from kd3d.engine.config import load_base
+
+LIDAR = load_base("nuscenes/centerpoint_voxel01")
+CAMERA = load_base("nuscenes/lss_r50_256x704")
 
 CONFIG = dataclasses.replace(
     CAMERA,

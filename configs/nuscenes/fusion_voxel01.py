@@ -2,9 +2,10 @@
 256 x 704, BEV concatenation + conv fuser, CenterHead on the 0.8 m grid (GPU)."""
 import dataclasses
 
-from configs.nuscenes.centerpoint_voxel01 import CONFIG as LIDAR
-from configs.nuscenes.lss_r50_256x704 import CONFIG as CAMERA
-from kd3d.engine.config import ModelConfig
+from kd3d.engine.config import ModelConfig, load_base
+
+LIDAR = load_base("nuscenes/centerpoint_voxel01")
+CAMERA = load_base("nuscenes/lss_r50_256x704")
 
 CONFIG = dataclasses.replace(
     LIDAR,

@@ -7,9 +7,10 @@ random crop, BEV rot/scale/flip (cameras kept aligned by the transforms).
 """
 import dataclasses
 
-from configs.nuscenes.centerpoint_voxel01 import CONFIG as LIDAR
-from configs.nuscenes.centerpoint_voxel01 import POINT_RANGE
-from kd3d.engine.config import ModelConfig, override
+from kd3d.engine.config import ModelConfig, load_base, load_base_module, override
+
+LIDAR = load_base("nuscenes/centerpoint_voxel01")
+POINT_RANGE = load_base_module("nuscenes/centerpoint_voxel01").POINT_RANGE
 
 IMAGE_SIZE = [256, 704]
 

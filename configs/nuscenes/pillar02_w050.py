@@ -1,5 +1,6 @@
 """Compressed pillar student (PointDistiller's PointPillars setting): 0.5x channel width."""
-from configs.nuscenes.centerpoint_pillar02 import CONFIG as BASE
-from kd3d.engine.config import override
+from kd3d.engine.config import load_base, override
+
+BASE = load_base("nuscenes/centerpoint_pillar02")
 
 CONFIG = override(BASE, {"name": "nusc_pillar02_w050", "model.kwargs.width": 0.5})

@@ -2,9 +2,10 @@
 point branch, 16 classes + ignore; PVD's teacher. (GPU; needs the lidarseg extension.)"""
 import dataclasses
 
-from configs.nuscenes.centerpoint_voxel01 import CONFIG as LIDAR
-from configs.nuscenes.centerpoint_voxel01 import POINT_RANGE
-from kd3d.engine.config import EvalConfig, ModelConfig
+from kd3d.engine.config import EvalConfig, ModelConfig, load_base, load_base_module
+
+LIDAR = load_base("nuscenes/centerpoint_voxel01")
+POINT_RANGE = load_base_module("nuscenes/centerpoint_voxel01").POINT_RANGE
 
 TRAIN_TRANSFORMS = [
     ["GlobalRotScaleTrans", {"rot_range": [-0.785, 0.785], "scale_range": [0.95, 1.05]}],

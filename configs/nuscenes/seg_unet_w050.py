@@ -1,5 +1,6 @@
 """PVD's compressed segmenter on nuScenes-lidarseg: sparse UNet at 0.5x channels."""
-from configs.nuscenes.seg_unet import CONFIG as BASE
-from kd3d.engine.config import override
+from kd3d.engine.config import load_base, override
+
+BASE = load_base("nuscenes/seg_unet")
 
 CONFIG = override(BASE, {"name": "nusc_seg_unet_w050", "model.kwargs.width": 0.5})

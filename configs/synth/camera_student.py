@@ -5,9 +5,10 @@ teacher and student maps coincide for distillation. Images are resized/cropped t
 """
 import dataclasses
 
-from configs.synth.lidar_teacher import CONFIG as LIDAR
-from configs.synth.lidar_teacher import POINT_RANGE
-from kd3d.engine.config import ModelConfig
+from kd3d.engine.config import ModelConfig, load_base, load_base_module
+
+LIDAR = load_base("synth/lidar_teacher")
+POINT_RANGE = load_base_module("synth/lidar_teacher").POINT_RANGE
 
 IMAGE_SIZE = [128, 352]
 

@@ -6,10 +6,12 @@ The terms warm up over 100 steps and their sum is capped at 0.25x the student lo
 (``DISTILL_BALANCE`` in camera_student.py)."""
 import dataclasses
 
-from configs.synth.camera_student import CONFIG as CAMERA
-from configs.synth.lidar_teacher import CONFIG as LIDAR
-from configs.synth.camera_student import DISTILL_BALANCE as BALANCE
 from kd3d.distill import DistillConfig
+from kd3d.engine.config import load_base, load_base_module
+
+CAMERA = load_base("synth/camera_student")
+LIDAR = load_base("synth/lidar_teacher")
+BALANCE = load_base_module("synth/camera_student").DISTILL_BALANCE
 
 CONFIG = dataclasses.replace(
     CAMERA,

@@ -2,11 +2,12 @@
 last sparse stage ``voxel`` (64 -> 128 channels), top-256 voxels by point count, K neighbours
 in teacher feature space, tau 1e-4 (the paper's SECOND setting). Train ``synth/lidar_teacher``
 first."""
-from configs.synth.lidar_student_050 import CONFIG as STUDENT
-from configs.synth.lidar_teacher import CONFIG as LIDAR
-from configs.synth.lidar_teacher import POINT_RANGE
 from kd3d.distill import DistillConfig
-from kd3d.engine.config import override
+from kd3d.engine.config import load_base, load_base_module, override
+
+STUDENT = load_base("synth/lidar_student_050")
+LIDAR = load_base("synth/lidar_teacher")
+POINT_RANGE = load_base_module("synth/lidar_teacher").POINT_RANGE
 
 CONFIG = override(STUDENT, {
     "name": "synth_lidar_student_050_pointdistiller",

@@ -1,10 +1,11 @@
 """PVD on the sparse-UNet segmenter: 0.5x student from the 1.0x teacher; pointwise and
 voxelwise KL plus supervoxel affinity on ``point_feats`` (16 vs 32 channels; affinities need no
 adapter). Train ``synth/seg_teacher`` first."""
-from configs.synth.seg_student_050 import CONFIG as STUDENT
-from configs.synth.seg_teacher import CONFIG as TEACHER
 from kd3d.distill import DistillConfig
-from kd3d.engine.config import override
+from kd3d.engine.config import load_base, override
+
+STUDENT = load_base("synth/seg_student_050")
+TEACHER = load_base("synth/seg_teacher")
 
 CONFIG = override(STUDENT, {
     "name": "synth_seg_student_050_pvd",

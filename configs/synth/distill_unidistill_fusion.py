@@ -2,9 +2,11 @@
 ``synth/fusion_teacher`` first; its work dir is the checkpoint."""
 import dataclasses
 
-from configs.synth.camera_student import CONFIG as CAMERA
-from configs.synth.fusion_teacher import CONFIG as FUSION
 from kd3d.distill import DistillConfig
+from kd3d.engine.config import load_base
+
+CAMERA = load_base("synth/camera_student")
+FUSION = load_base("synth/fusion_teacher")
 
 CONFIG = dataclasses.replace(
     CAMERA,

@@ -2,10 +2,11 @@
 for UniDistill's fusion -> camera / fusion -> LiDAR pairs. Same head grid as the LiDAR teacher."""
 import dataclasses
 
-from configs.synth.camera_student import CONFIG as CAMERA
-from configs.synth.camera_student import IMAGE_SIZE
-from configs.synth.lidar_teacher import CONFIG as LIDAR
-from kd3d.engine.config import ModelConfig
+from kd3d.engine.config import ModelConfig, load_base, load_base_module
+
+CAMERA = load_base("synth/camera_student")
+IMAGE_SIZE = load_base_module("synth/camera_student").IMAGE_SIZE
+LIDAR = load_base("synth/lidar_teacher")
 
 CONFIG = dataclasses.replace(
     LIDAR,

@@ -1,7 +1,8 @@
 """CPU-sized pillar detector on synthetic KITTI (``kd3d synth --format kitti``): 0.32 m pillars
 over x 0..69.12, y +-39.68 m, Car / Pedestrian / Cyclist, official-protocol KITTI evaluation."""
-from configs.kitti.pointpillars import CONFIG as BASE
-from kd3d.engine.config import override
+from kd3d.engine.config import load_base, override
+
+BASE = load_base("kitti/pointpillars")
 
 CONFIG = override(BASE, {
     "name": "synth_kitti_pillar", "data.root": "datasets/synth/kitti", "data.batch_size": 2,

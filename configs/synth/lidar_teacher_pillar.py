@@ -1,5 +1,6 @@
 """Cheaper LiDAR teacher on synthetic nuScenes: PointPillars-style CenterPoint (same head grid)."""
-from configs.synth.lidar_teacher import CONFIG as BASE
-from kd3d.engine.config import override
+from kd3d.engine.config import load_base, override
+
+BASE = load_base("synth/lidar_teacher")
 
 CONFIG = override(BASE, {"name": "synth_lidar_teacher_pillar", "model.name": "centerpoint_pillar"})

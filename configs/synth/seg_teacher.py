@@ -2,9 +2,10 @@
 nuScenes-lidarseg (16 classes + ignore), evaluated by mIoU."""
 import dataclasses
 
-from configs.synth.lidar_teacher import CONFIG as LIDAR
-from configs.synth.lidar_teacher import POINT_RANGE
-from kd3d.engine.config import EvalConfig, ModelConfig
+from kd3d.engine.config import EvalConfig, ModelConfig, load_base, load_base_module
+
+LIDAR = load_base("synth/lidar_teacher")
+POINT_RANGE = load_base_module("synth/lidar_teacher").POINT_RANGE
 
 TRAIN_TRANSFORMS = [
     ["GlobalRotScaleTrans", {"rot_range": [-0.785, 0.785], "scale_range": [0.95, 1.05]}],
