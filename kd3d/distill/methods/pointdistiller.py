@@ -1,23 +1,24 @@
 """PointDistiller (Zhang et al., CVPR 2023): local (graph) distillation on the most important
-voxels / pillars / points, with importance-based reweighting.
+voxels / pillars / BEV cells, with importance-based reweighting. Term by term against the paper
+and the authors' code: ``docs/methods.md`` (PointDistiller section).
 
-Per sample:
+Per sample (never across samples; the authors' PointPillars code selects over the whole batch):
 
-1. items: voxels of the sparse ``voxel`` features matched by coordinates
-   (:func:`kd3d.distill.adapters.match_sparse`), or the cells of a dense (B, C, H, W) map
-   (pillar detectors);
-2. importance: points per voxel (``importance='points'``, needs the stage's voxel size and the
-   point range) or the channel max of the teacher feature (``'feature_max'``);
-   select the top-N items;
-3. kNN graph (K neighbours, the item itself excluded) in teacher feature space; the student uses
-   the same indices;
+1. items: the non-empty voxels / pillars of a sparse feature (``SparseConvTensor``; student and
+   teacher matched by coordinates, :func:`kd3d.distill.adapters.match_sparse`), or all H*W cells
+   of a dense (B, C, H, W) map;
+2. importance: ``'points'`` = points the voxelizer KEPT in the item (capped at its max points
+   per voxel), read from the teacher's ``voxel_num_points`` feature (summed over the input
+   voxels inside a coarser stage voxel), or ``'feature_max'`` = channel max of the teacher
+   feature; the top-N items are the graph centres;
+3. kNN in TEACHER feature space: each centre's K nearest items among ALL items of the sample,
+   the centre itself first (distance 0); the student uses the same indices;
 4. edge features ``cat[z_j, z_i]`` -> 1x1 conv + BN + ReLU per side (trained with the student,
-   dropped at inference) -> max over the K neighbours -> graph features G (N, C');
-5. ``phi = N softmax(score / tau)`` with ``score = importance / max(importance)`` over the N
-   selected items (normalised so tau means the same across scenes: our choice, the paper does
-   not fix the scale); ``L = mean(phi * (G_T - G_S)^2)``, averaged over the batch.
-
-Settings from the paper: PointPillars N=6000 K=128 tau=1e-2; SECOND N=256 tau=1e-4.
+   dropped at inference) -> per-edge graph features G (N, C', K); ``pool='max'`` max-pools over
+   the K neighbours first (point-based detectors);
+5. ``phi = N softmax(importance / tau)`` on the raw importance of the N centres (``tau=None``:
+   phi = 1, the weights the authors' BEV-backbone code ends up with);
+   ``L = 2 mean_{n,c,k} phi_n (G_T - G_S)^2``, averaged over the samples of the batch.
 """
 from __future__ import annotations
 
@@ -28,8 +29,13 @@ from kd3d.distill.adapters import match_sparse
 from kd3d.distill.distiller import DistillTerm
 from kd3d.ops.spconv import is_sparse_tensor
 
+# PointPillars: pillar features before the scatter, points-per-pillar importance (paper).
+# SECOND: two 2D BEV-backbone stages, channel-max importance, uniform weights (the paper gives
+# no tau for it; the authors' code's softmax runs over a singleton axis, so every centre weighs
+# the same): see docs/methods.md.
 PRESETS = {"pointpillars": {"num_items": 6000, "k": 128, "tau": 1e-2},
-           "second": {"num_items": 256, "k": 128, "tau": 1e-4}}
+           "second": {"num_items": 256, "k": 128, "tau": "uniform"}}
+COUNT_KEY = "voxel_num_points"
 
 
 def select_top_n(importance: torch.Tensor, n: int) -> torch.Tensor:
@@ -40,106 +46,125 @@ def select_top_n(importance: torch.Tensor, n: int) -> torch.Tensor:
     return order[:n]
 
 
-def knn_indices(feat: torch.Tensor, k: int, *, chunk: int = 1024) -> torch.Tensor:
-    """(N, C) -> (N, k') indices of the k' = min(k, N-1) nearest other items (Euclidean),
-    nearest first (ties in any order). Rows are processed in chunks so N = 6000
-    (PointPillars setting) needs O(chunk * N) memory."""
-    n = feat.shape[0]
-    k = min(int(k), n - 1)
-    if k <= 0:
-        return torch.zeros((n, 0), dtype=torch.long, device=feat.device)
+def knn_indices(feat: torch.Tensor, centres: torch.Tensor, k: int, *, chunk: int = 1024) -> torch.Tensor:
+    """feat (M, C) all items of a sample, centres (N,) item indices -> (N, k') indices into the M
+    items of the k' = min(k, M) nearest to each centre (Euclidean), nearest first: the centre
+    itself is always column 0 (ties between other items in any order). Chunks of ``chunk``
+    centres keep memory at O(chunk * M) (N = 6000 of 30000 pillars)."""
+    m = feat.shape[0]
+    k = min(int(k), m)
     f = feat.detach().float()
     out = []
-    for start in range(0, n, chunk):
-        d = torch.cdist(f[start:start + chunk], f)
-        rows = torch.arange(d.shape[0], device=d.device)
-        d[rows, rows + start] = float("inf")
+    for start in range(0, centres.numel(), chunk):
+        c = centres[start:start + chunk]
+        d = torch.cdist(f[c], f)
+        d[torch.arange(c.numel(), device=d.device), c] = -1.0  # the centre first, even among equal features
         out.append(torch.topk(d, k, dim=1, largest=False, sorted=True).indices)
+    if not out:
+        return torch.zeros((0, k), dtype=torch.long, device=feat.device)
     return torch.cat(out)
 
 
-def voxel_point_counts(points: torch.Tensor, indices: torch.Tensor, *, point_range, spatial_shape,
-                       voxel_size=None) -> torch.Tensor:
-    """Points of one sample falling in each voxel ``indices`` (M, 3) ``z y x`` of a grid with
-    ``voxel_size`` (vx, vy, vz) starting at ``point_range[:3]`` (default: the range divided by
-    ``spatial_shape`` (Z, Y, X), i.e. the voxel size of a strided sparse stage). Returns (M,) float."""
-    z, y, x = (int(v) for v in spatial_shape)
-    if voxel_size is None:
-        voxel_size = [(point_range[3] - point_range[0]) / x, (point_range[4] - point_range[1]) / y,
-                      (point_range[5] - point_range[2]) / z]
-    p = points[:, :3].double()
-    lo = torch.tensor(point_range[:3], dtype=torch.float64, device=p.device)
-    vs = torch.tensor(voxel_size, dtype=torch.float64, device=p.device)
-    c = torch.floor((p - lo) / vs).long()  # (P, 3) x y z
-    ok = (c[:, 0] >= 0) & (c[:, 0] < x) & (c[:, 1] >= 0) & (c[:, 1] < y) & (c[:, 2] >= 0) & (c[:, 2] < z)
-    c = c[ok]
-    keys = torch.sort((c[:, 2] * y + c[:, 1]) * x + c[:, 0]).values
-    vi = indices.long().to(p.device)
-    vkeys = (vi[:, 0] * y + vi[:, 1]) * x + vi[:, 2]
-    # occurrences of each voxel key among the sorted point keys (no dense Z*Y*X table)
-    counts = torch.searchsorted(keys, vkeys, right=True) - torch.searchsorted(keys, vkeys, right=False)
-    return counts.float()
+def kept_point_counts(counts, indices: torch.Tensor, spatial_shape) -> torch.Tensor:
+    """Points the voxelizer kept in each item.
+
+    counts: ``SparseConvTensor`` (V, 1) on the voxelizer grid (indices ``b z y x``), e.g. a
+    model's ``voxel_num_points`` feature (already capped at max points per voxel);
+    indices (M, 4) ``b z y x`` of the items on a grid of ``spatial_shape`` (Z, Y, X), the
+    voxelizer grid or a strided stage of it (input voxel z y x lies in stage voxel
+    ``floor(z y x * stage_shape / input_shape)``). Returns (M,) float: the summed kept counts
+    of the input voxels inside each item (0 where none).
+    """
+    src = [int(v) for v in counts.spatial_shape]
+    dst = [int(v) for v in spatial_shape]
+    ci = counts.indices.long()
+    scaled = [ci[:, 1 + a] * dst[a] // src[a] for a in range(3)]
+
+    def key(b, z, y, x):
+        return ((b * dst[0] + z) * dst[1] + y) * dst[2] + x
+
+    ckeys = key(ci[:, 0], *scaled)
+    uniq, inv = torch.unique(ckeys, return_inverse=True)
+    sums = torch.zeros(uniq.numel(), dtype=torch.float64, device=ci.device)
+    sums.index_add_(0, inv, counts.features[:, 0].double())
+    ii = indices.long().to(ci.device)
+    qkeys = key(ii[:, 0], ii[:, 1], ii[:, 2], ii[:, 3])
+    if uniq.numel() == 0:
+        return torch.zeros(len(qkeys), dtype=torch.float32, device=ci.device)
+    pos = torch.searchsorted(uniq, qkeys).clamp(max=uniq.numel() - 1)
+    return torch.where(uniq[pos] == qkeys, sums[pos], torch.zeros_like(sums[pos])).float()
 
 
-def reweight(score: torch.Tensor, tau: float) -> torch.Tensor:
-    """``phi = N softmax(score / max(score) / tau)`` over the N selected items (sums to N)."""
-    score = score.float() / score.abs().max().clamp(min=1e-12)
-    return len(score) * torch.softmax(score / tau, dim=0)
+def reweight(importance: torch.Tensor, tau: float | None) -> torch.Tensor:
+    """``phi = N softmax(importance / tau)`` over the N centres, on the raw importance (sums to
+    N); ``tau=None``: all ones (the limit tau -> inf)."""
+    importance = importance.detach().float()
+    if tau is None:
+        return torch.ones_like(importance)
+    return len(importance) * torch.softmax(importance / float(tau), dim=0)
 
 
 class EdgeConv(nn.Module):
-    """``cat[z_j, z_i]`` (2C) -> 1x1 conv + BN + ReLU -> max over neighbours: (N, C) -> (N, C')."""
+    """``cat[z_j, z_i]`` (2C) -> 1x1 conv + BN + ReLU: centres (N, C) from all items (M, C) and
+    neighbour indices (N, K) -> per-edge graph features (N, C', K)."""
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
         self.net = nn.Sequential(nn.Conv2d(2 * in_channels, out_channels, 1, bias=False),
                                  nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
 
-    def forward(self, z: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor:
-        zj = z[nbr]  # (N, K, C)
-        zi = z[:, None].expand_as(zj)
+    def forward(self, items: torch.Tensor, centres: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor:
+        zj = items[nbr]  # (N, K, C)
+        zi = items[centres][:, None].expand_as(zj)
         e = torch.cat([zj, zi], dim=-1).permute(2, 0, 1)[None]  # (1, 2C, N, K)
-        return self.net(e)[0].max(dim=-1).values.t()  # (N, C')
+        return self.net(e)[0].permute(1, 0, 2)  # (N, C', K)
 
 
 class PointDistillerLoss(nn.Module):
     """The PointDistiller term (see the module docstring).
 
-    ``student``/``teacher``: ``SparseConvTensor`` (voxel detectors) or (B, C, H, W) maps
-    (pillar detectors). ``importance='points'`` (sparse inputs only) requires the model's
-    ``point_range``; the stage's voxel size defaults to the range over the spatial shape.
+    ``student``/``teacher``: ``SparseConvTensor`` (voxels / pillars) or (B, C, H, W) maps.
+    ``importance='points'`` (sparse inputs) reads the teacher's ``count_key`` feature (declared
+    in ``extra_teacher_keys`` so a teacher cache stores it). ``tau=None``: uniform weights.
+    ``pool``: ``'none'`` (per-edge loss, voxel / pillar / BEV features) or ``'max'``.
     """
 
     def __init__(self, *, student_channels: int, teacher_channels: int, graph_channels: int = 64,
-                 num_items: int = 256, k: int = 16, tau: float = 1e-2, importance: str = "feature_max",
-                 voxel_size=None, point_range=None):
+                 num_items: int = 256, k: int = 128, tau: float | None = 1e-2, importance: str = "feature_max",
+                 pool: str = "none", count_key: str = COUNT_KEY):
         super().__init__()
         if importance not in ("points", "feature_max"):
             raise ValueError(f"PointDistillerLoss: importance must be 'points' or 'feature_max', got {importance!r}")
-        if importance == "points" and point_range is None:
-            raise ValueError("PointDistillerLoss: importance='points' needs the point_range of the model")
+        if pool not in ("none", "max"):
+            raise ValueError(f"PointDistillerLoss: pool must be 'none' or 'max', got {pool!r}")
+        if tau is not None and not float(tau) > 0:
+            raise ValueError(f"PointDistillerLoss: tau must be > 0 or None (uniform weights), got {tau!r}")
         self.student_edge = EdgeConv(student_channels, graph_channels)
         self.teacher_edge = EdgeConv(teacher_channels, graph_channels)
-        self.num_items, self.k, self.tau = int(num_items), int(k), float(tau)
-        self.importance = importance
-        self.voxel_size, self.point_range = voxel_size, point_range
+        self.num_items, self.k = int(num_items), int(k)
+        self.tau = None if tau is None else float(tau)
+        self.importance, self.pool, self.count_key = importance, pool, count_key
+        self.extra_teacher_keys = (count_key,) if importance == "points" else ()
 
     def _items(self, student, teacher, ctx):
         """Per sample (fs (M, C_s), ft (M, C_t), importance (M,))."""
         out = []
         if is_sparse_tensor(student):
             fs, ft, idx = match_sparse(student, teacher)
+            imp_all = None
+            if self.importance == "points":
+                feats = getattr(getattr(ctx, "teacher_out", None), "feats", None) or {}
+                if self.count_key not in feats:
+                    raise KeyError(f"PointDistillerLoss: importance='points' needs the teacher feature "
+                                   f"{self.count_key!r} (kept points per voxel); available: {sorted(feats)}")
+                imp_all = kept_point_counts(feats[self.count_key], idx, student.spatial_shape).to(ft.device)
             for b in range(student.batch_size):
                 m = idx[:, 0] == b
-                if self.importance == "points":
-                    imp = voxel_point_counts(ctx.batch.points[b], idx[m, 1:], voxel_size=self.voxel_size,
-                                             point_range=self.point_range, spatial_shape=student.spatial_shape)
-                else:
-                    imp = ft[m].detach().max(dim=1).values
-                out.append((fs[m], ft[m], imp.to(ft.device)))
+                imp = imp_all[m] if imp_all is not None else ft[m].detach().max(dim=1).values
+                out.append((fs[m], ft[m], imp))
             return out
         if self.importance != "feature_max":
-            raise ValueError("PointDistillerLoss: dense (pillar/BEV) inputs use importance='feature_max'")
+            raise ValueError("PointDistillerLoss: dense (B, C, H, W) inputs use importance='feature_max'")
         if student.shape[0] != teacher.shape[0] or student.shape[2:] != teacher.shape[2:]:
             raise ValueError(f"PointDistillerLoss: maps differ {tuple(student.shape)} vs {tuple(teacher.shape)}")
         for b in range(student.shape[0]):
@@ -148,44 +173,70 @@ class PointDistillerLoss(nn.Module):
             out.append((fs, ft, ft.detach().max(dim=1).values))
         return out
 
+    def sample_loss(self, fs: torch.Tensor, ft: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
+        """One sample: fs (M, C_s), ft (M, C_t), importance (M,) -> scalar."""
+        ft = ft.detach()
+        centres = select_top_n(importance, self.num_items)
+        nbr = knn_indices(ft, centres, self.k)
+        gs, gt = self.student_edge(fs, centres, nbr), self.teacher_edge(ft, centres, nbr)  # (N, C', K)
+        if self.pool == "max":
+            gs, gt = gs.max(dim=-1).values, gt.max(dim=-1).values  # (N, C')
+        phi = reweight(importance[centres], self.tau)
+        phi = phi.view(-1, *([1] * (gs.dim() - 1)))
+        return 2.0 * (phi * (gt - gs).pow(2)).mean()
+
     def forward(self, student, teacher, ctx):
-        losses = []
-        for fs, ft, imp in self._items(student, teacher, ctx):
-            if fs.shape[0] < 2:
-                continue
-            sel = select_top_n(imp, self.num_items)
-            zs, zt, score = fs[sel], ft[sel].detach(), imp[sel].float()
-            nbr = knn_indices(zt, self.k)
-            gs, gt = self.student_edge(zs, nbr), self.teacher_edge(zt, nbr)
-            phi = reweight(score, self.tau)
-            losses.append((phi[:, None] * (gt - gs).pow(2)).mean())
+        losses = [self.sample_loss(fs, ft, imp) for fs, ft, imp in self._items(student, teacher, ctx)
+                  if fs.shape[0] > 0]
         if not losses:  # keep the graph convs in the graph (DDP expects every parameter to get a gradient)
             zero = sum(p.sum() for p in self.parameters()) * 0.0
             return (student.features if is_sparse_tensor(student) else student).sum() * 0.0 + zero
         return torch.stack(losses).mean()
 
     def extra_repr(self):
-        return f"num_items={self.num_items}, k={self.k}, tau={self.tau}, importance={self.importance}"
+        return (f"num_items={self.num_items}, k={self.k}, tau={self.tau}, importance={self.importance}, "
+                f"pool={self.pool}")
 
 
-def pointdistiller_terms(*, student_channels: int, teacher_channels: int, feature_key: str = "voxel",
-                         preset: str | None = None, num_items: int | None = None, k: int | None = None,
-                         tau: float | None = None, graph_channels: int = 64, importance: str | None = None,
-                         voxel_size=None, point_range=None, weight: float = 1.0):
-    """PointDistiller term on ``feature_key`` ('voxel' for SECOND-like, 'bev' for pillars).
+def pointdistiller_terms(*, student_channels, teacher_channels, feature_key="voxel", preset: str | None = None,
+                         num_items: int | None = None, k: int | None = None, tau: float | str | None = None,
+                         graph_channels: int = 64, importance: str | None = None, pool: str = "none",
+                         weight: float = 1.0):
+    """PointDistiller terms, one per key of ``feature_key`` (a key or a list of keys; channels a
+    number or a list of the same length).
 
-    ``preset`` 'pointpillars' or 'second' fills N/K/tau (explicit values override). Importance
-    defaults to 'points' when ``point_range`` is given, else 'feature_max'. Returns ``(terms, {})``:
-    the graph convs live in the loss module.
+    Defaults by preset (docs/methods.md): ``'pointpillars'`` on ``voxel`` of the pillar model
+    (pillar features before the scatter), ``'second'`` on ``['bev_stage1', 'bev_stage2']``.
+    ``preset`` fills N / K / tau; explicit values override (``tau='uniform'``: phi = 1).
+    ``importance`` defaults to ``'points'`` for the sparse ``voxel`` key, else ``'feature_max'``.
+    Term names: ``pointdistiller/<key>``. Returns ``(terms, {})``: the graph convs live in the
+    loss modules.
     """
     if preset and preset not in PRESETS:
         raise ValueError(f"pointdistiller: unknown preset {preset!r}; known: {sorted(PRESETS)}")
-    cfg = dict(PRESETS[preset]) if preset else {"num_items": 256, "k": 16, "tau": 1e-2}
-    for name, v in (("num_items", num_items), ("k", k), ("tau", tau)):
+    cfg = dict(PRESETS[preset]) if preset else {"num_items": 256, "k": 128, "tau": 1e-2}
+    for name, v in (("num_items", num_items), ("k", k)):
         if v is not None:
             cfg[name] = v
-    importance = importance or ("points" if point_range is not None else "feature_max")
-    loss = PointDistillerLoss(student_channels=student_channels, teacher_channels=teacher_channels,
-                              graph_channels=graph_channels, importance=importance, voxel_size=voxel_size,
-                              point_range=point_range, **cfg)
-    return [DistillTerm("pointdistiller/local", feature_key, feature_key, loss, None, weight)], {}
+    if tau is not None:
+        cfg["tau"] = tau
+    if cfg["tau"] == "uniform":
+        cfg["tau"] = None
+    elif isinstance(cfg["tau"], str):
+        raise ValueError(f"pointdistiller: tau must be a number > 0 or 'uniform', got {cfg['tau']!r}")
+    keys = [feature_key] if isinstance(feature_key, str) else list(feature_key)
+
+    def per_key(v, what):
+        vs = [v] * len(keys) if isinstance(v, int) else list(v)
+        if len(vs) != len(keys):
+            raise ValueError(f"pointdistiller: {what} {v!r} must be one number or one per feature key {keys}")
+        return vs
+
+    terms = []
+    for key, cs, ct in zip(keys, per_key(student_channels, "student_channels"),
+                           per_key(teacher_channels, "teacher_channels")):
+        imp = importance or ("points" if key == "voxel" else "feature_max")
+        loss = PointDistillerLoss(student_channels=cs, teacher_channels=ct, graph_channels=graph_channels,
+                                  importance=imp, pool=pool, **cfg)
+        terms.append(DistillTerm(f"pointdistiller/{key}", key, key, loss, None, weight))
+    return terms, {}
