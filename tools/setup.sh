@@ -27,5 +27,5 @@ fi
 if ! $PY -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null; then
   $PY -m pip install -q "torch==2.13.0"
 fi
-$PY -m pip install -q -e ".[test,vis]"
+$PY -m pip install -q -e ".[cpu,test,vis]"  # spconv CPU build; on CUDA use .[cu121,test,vis] etc.
 echo "[kd3d setup] ok: $($PY -c 'import kd3d, torch; print("kd3d", kd3d.__version__, "torch", torch.__version__)')"

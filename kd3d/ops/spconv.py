@@ -23,9 +23,9 @@ import functools
 import torch
 
 _INSTALL_HINT = (
-    "spconv is required for kd3d's sparse backbones. Install the CPU build with "
-    "`pip install spconv` or, on a CUDA machine, the matching CUDA build such as "
-    "`pip install spconv-cu120` (kd3d extra: `pip install kd3d[cuda120]`)."
+    "spconv is not installed (kd3d's sparse backbones need it): install exactly one build, the CPU one "
+    "with `pip install \"kd3d[cpu]\"` (or `pip install spconv`) or the one matching your CUDA, e.g. "
+    "`pip install \"kd3d[cu121]\"` (extras cu120, cu121, cu124, cu126)"
 )
 
 
@@ -139,9 +139,9 @@ class Voxelizer:
     def _generator(self, device: torch.device):
         key = str(device)
         if key not in self._generators:
+            get_spconv()  # the install hint when spconv is missing
             from spconv.pytorch.utils import PointToVoxel
 
-            get_spconv()
             self._generators[key] = PointToVoxel(
                 vsize_xyz=self.voxel_size, coors_range_xyz=self.point_range,
                 num_point_features=self.num_point_features, max_num_voxels=self.max_voxels,

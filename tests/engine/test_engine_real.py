@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from kd3d.engine.builders import TrainStep, build_dataset, build_model, build_train_module
+from kd3d.engine.builders import TrainStep, build_dataset, build_train_module
 from kd3d.engine.config import configs_dir, load_config, override
+from kd3d.models.build import build_model
 from kd3d.engine.data import SeededDataset, make_loader
 from kd3d.engine.trainer import evaluate, run_experiment
 from kd3d.structures.classes import NUSC_DET_CLASSES
@@ -73,9 +74,10 @@ def test_real_detector_resumes_exactly(synth_root, tmp_path):
     """Exact resume with the real loader and its random transforms (rotation, scale, flips,
     point shuffle are reseeded per sample) and a real detector, across an epoch boundary."""
     from kd3d.engine.checkpoint import latest_checkpoint, load_checkpoint
+    from kd3d.engine.config import load_base_module
     from kd3d.engine.trainer import Trainer
 
-    from configs.synth.lidar_teacher import BEV_AUGMENTATION
+    BEV_AUGMENTATION = load_base_module("synth/lidar_teacher").BEV_AUGMENTATION
 
     base = load_config("synth/lidar_teacher_pillar")
     transforms = BEV_AUGMENTATION + base.data.train_kwargs["transforms"] + [["PointShuffle", {}]]
