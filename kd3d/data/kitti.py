@@ -13,7 +13,8 @@ dropped); boxes of the labels whose type is in ``class_names`` in the velodyne f
 devkit's ``P2 @ R0_rect @ Tr_velo_to_cam @ p``. ``lidar2ego`` and ``ego2global`` are identity.
 ``meta``: ``calib`` (KittiCalib), ``image_shape`` (H, W), ``frame_id``, and ``box_meta`` aligned
 with ``gt_boxes``: ``name``, ``truncation``, ``occlusion``, ``alpha``, ``bbox`` (x1 y1 x2 y2),
-``difficulty`` (0 easy, 1 moderate, 2 hard, -1 none, by the KITTI devkit thresholds).
+``difficulty`` (0 easy, 1 moderate, 2 hard, -1 ignored at every level; the devkit's rule in
+:mod:`kd3d.data.kitti_format`: 2D height strictly above 40 / 25 / 25 px).
 ``gt_num_points`` counts the velodyne points inside each box.
 """
 from __future__ import annotations
@@ -23,77 +24,15 @@ from typing import Callable
 
 import numpy as np
 
+from kd3d.data.kitti_format import KITTI_SPLITS, kitti_cam2lidar, kitti_difficulty, read_calib, read_kitti_label
+from kd3d.data.kitti_format import image_shape as _image_shape
+from kd3d.data.kitti_format import read_split_ids
 from kd3d.data.nuscenes import load_image, load_lidar_bin
 from kd3d.structures.boxes import Boxes3D
-from kd3d.structures.calib import KittiCalib
 from kd3d.structures.classes import KITTI_CLASSES
 from kd3d.structures.sample import Sample
 
-KITTI_SPLITS = ("train", "val", "trainval", "test")
-# KITTI devkit difficulty thresholds: (min 2D box height px, max occlusion, max truncation)
-KITTI_DIFFICULTY = ((40.0, 0, 0.15), (25.0, 1, 0.30), (25.0, 2, 0.50))
-
-
-def kitti_difficulty(bbox_height, occlusion, truncation) -> np.ndarray:
-    """(N,) int64: the easiest KITTI level (0 easy, 1 moderate, 2 hard) a box satisfies, -1 none."""
-    h = np.asarray(bbox_height, np.float64)
-    occ = np.asarray(occlusion, np.int64)
-    trunc = np.asarray(truncation, np.float64)
-    out = np.full(h.shape, -1, np.int64)
-    for level in (2, 1, 0):
-        min_h, max_occ, max_trunc = KITTI_DIFFICULTY[level]
-        out[(h >= min_h) & (occ <= max_occ) & (trunc <= max_trunc)] = level
-    return out
-
-
-def read_kitti_label(path: str | Path) -> dict[str, np.ndarray]:
-    """Parse a ``label_2`` file into arrays: name, truncation, occlusion, alpha, bbox (N, 4),
-    dimensions (N, 3) h w l, location (N, 3), rotation_y, score (NaN when absent)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"KITTI label file not found: {path}")
-    rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        f = line.split()
-        if not f:
-            continue
-        if len(f) not in (15, 16):
-            raise ValueError(f"{path}:{lineno}: expected 15 or 16 fields (type trunc occ alpha bbox(4) dims(3) "
-                             f"loc(3) ry [score]), got {len(f)}")
-        try:
-            nums = [float(v) for v in f[1:]]
-        except ValueError as exc:
-            raise ValueError(f"{path}:{lineno}: non-numeric field ({exc})") from exc
-        rows.append((f[0], nums + ([np.nan] if len(f) == 15 else [])))
-    n = len(rows)
-    vals = np.array([r[1] for r in rows], np.float64).reshape(n, 15)
-    return {
-        "name": np.array([r[0] for r in rows], dtype=str).reshape(n), "truncation": vals[:, 0],
-        "occlusion": vals[:, 1].astype(np.int64), "alpha": vals[:, 2], "bbox": vals[:, 3:7],
-        "dimensions": vals[:, 7:10], "location": vals[:, 10:13], "rotation_y": vals[:, 13], "score": vals[:, 14],
-    }
-
-
-def kitti_cam2lidar(calib: KittiCalib) -> tuple[np.ndarray, np.ndarray]:
-    """(K (3, 3), cam2lidar (4, 4)) of camera 2 from a KittiCalib."""
-    k = calib.P2[:, :3].copy()
-    shift = np.eye(4)
-    shift[:3, 3] = np.linalg.solve(k, calib.P2[:, 3])
-    lidar2cam = shift @ calib.velo_to_rect
-    return k, np.linalg.inv(lidar2cam)
-
-
-def read_split_ids(root: str | Path, split: str) -> list[str]:
-    root = Path(root)
-    if split not in KITTI_SPLITS:
-        raise ValueError(f"unknown KITTI split {split!r}; expected one of {KITTI_SPLITS}")
-    path = root / "ImageSets" / f"{split}.txt"
-    if not path.is_file():
-        raise FileNotFoundError(f"KITTI split file not found: {path}")
-    ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    if not ids:
-        raise ValueError(f"{path}: split {split!r} lists no frames")
-    return ids
+__all__ = ["KITTI_SPLITS", "KittiDataset", "kitti_cam2lidar", "kitti_difficulty", "read_kitti_label", "read_split_ids"]
 
 
 class KittiDataset:
@@ -128,18 +67,15 @@ class KittiDataset:
         raw = load_lidar_bin(self.folder / "velodyne" / f"{fid}.bin", dims=4)
         raw = raw[np.isfinite(raw).all(axis=1)]
         points = np.concatenate([raw, np.zeros((len(raw), 1), np.float32)], axis=1)
-        calib = KittiCalib.from_file(self.folder / "calib" / f"{fid}.txt")
+        calib = read_calib(self.folder / "calib", fid)
         k, c2l = kitti_cam2lidar(calib)
-        images, image_shape = None, None
+        images = None
         img_path = self.folder / "image_2" / f"{fid}.png"
         if self.load_images:
             images = load_image(img_path)[None]
             image_shape = images.shape[1:3]
-        elif img_path.is_file():
-            from PIL import Image
-
-            with Image.open(img_path) as im:
-                image_shape = (im.height, im.width)
+        else:
+            image_shape = _image_shape(img_path)
         boxes, labels = Boxes3D(), np.zeros(0, np.int64)
         box_meta = {"name": np.zeros(0, str), "truncation": np.zeros(0), "occlusion": np.zeros(0, np.int64),
                     "alpha": np.zeros(0), "bbox": np.zeros((0, 4)), "difficulty": np.zeros(0, np.int64)}

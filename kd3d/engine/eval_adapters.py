@@ -88,7 +88,7 @@ def nuscenes_seg(results: dict, dataset, out_dir=None, **kwargs) -> dict[str, fl
 def kitti_det(results: dict, dataset, out_dir=None, **kwargs) -> dict[str, float]:
     """KITTI: write label-format result files and run the official-protocol evaluation."""
     try:
-        from kd3d.eval import kitti
+        from kd3d.eval import kitti_io
     except ImportError as exc:
-        raise NotImplementedError(f"kitti evaluation needs kd3d.eval.kitti ({exc})") from exc
-    return kitti.evaluate_engine_results(results, dataset, out_dir, **kwargs)
+        raise NotImplementedError(f"kitti evaluation needs kd3d.eval.kitti_io ({exc})") from exc
+    return kitti_io.evaluate_engine_results(results, dataset, out_dir, **kwargs)

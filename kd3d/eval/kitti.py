@@ -4,6 +4,8 @@
 Label files (one per frame, ``<id>.txt``): ``type truncated occluded alpha x1 y1 x2 y2 h w l
 x y z ry [score]`` in the rectified camera frame (x right, y down, z forward; ``x y z`` is the
 *bottom* centre; ``ry`` rotation about y). Result files have the same layout plus ``score``.
+The format, split files and the difficulty rule live in :mod:`kd3d.data.kitti_format`; the
+engine's evaluator (result writing) is :mod:`kd3d.eval.kitti_io`.
 
 Geometry (double precision, exact polygon clipping, identical boxes give IoU 1): BEV IoU of the
 ground-plane rectangles (centre ``(x, z)``, ``l`` along the heading, ``w`` across, the devkit's
@@ -21,16 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
+from kd3d.data.kitti_format import DIFFICULTIES, MAX_OCCLUSION, MAX_TRUNCATION, MIN_HEIGHT, gt_ignored, read_label_file
+from kd3d.data.kitti_format import read_split_file as read_split
 from kd3d.eval.kitti_match import ap_r11, ap_r40, eval_curves
 from kd3d.ops.iou3d import rect_intersection_aligned
 
 CLASSES = ("Car", "Pedestrian", "Cyclist")
 NEIGHBOUR = {"car": "van", "pedestrian": "person_sitting"}
 MIN_OVERLAP = {"Car": 0.7, "Pedestrian": 0.5, "Cyclist": 0.5}
-MIN_HEIGHT = (40.0, 25.0, 25.0)
-MAX_OCCLUSION = (0, 1, 2)
-MAX_TRUNCATION = (0.15, 0.3, 0.5)
-DIFFICULTIES = ("easy", "moderate", "hard")
 METRICS = ("bbox", "bev", "3d")
 _GT_TYPES = ("car", "van", "pedestrian", "person_sitting", "cyclist")
 
@@ -57,45 +57,25 @@ class KittiLabels:
         return len(self.frame)
 
 
-def read_split(path) -> list[str]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"split file not found: {path}")
-    ids = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-    if not ids:
-        raise ValueError(f"{path}: empty split file")
-    return ids
-
-
 def load_labels(folder, frame_ids, is_result: bool) -> KittiLabels:
-    """Parse ``<folder>/<id>.txt`` for every id (GT: 15+ fields; results: 16 with the score)."""
+    """Parse ``<folder>/<id>.txt`` for every id (GT: 15 fields, a 16th ignored; results: exactly
+    16 with the score). Errors name the file and line (:func:`kd3d.data.kitti_format.read_label_file`)."""
     folder = Path(folder)
-    need = 16 if is_result else 15
-    rows, frames = [], []
+    types, blocks, frames = [], [], []
     for i, fid in enumerate(frame_ids):
-        path = folder / f"{fid}.txt"
-        if not path.is_file():
-            raise FileNotFoundError(f"{'result' if is_result else 'label'} file not found: {path}")
-        for ln_no, line in enumerate(path.read_text().splitlines(), 1):
-            f = line.split()
-            if not f:
-                continue
-            if len(f) < need:
-                raise ValueError(f"{path}:{ln_no}: {len(f)} fields, expected {need} "
-                                 f"(type trunc occ alpha x1 y1 x2 y2 h w l x y z ry{' score' if is_result else ''})")
-            rows.append(f)
-            frames.append(i)
-    n = len(rows)
-    types = np.array([r[0].lower() for r in rows], dtype=object) if n else np.zeros(0, dtype=object)
-    try:
-        num = np.array([r[1:need] for r in rows], dtype=np.float64).reshape(n, need - 1)
-    except ValueError as err:
-        raise ValueError(f"{folder}: non-numeric field in a label line ({err})") from err
-    score = num[:, 14] if is_result else (np.zeros(n))
+        t, v = read_label_file(folder / f"{fid}.txt", result=is_result)
+        types.extend(x.lower() for x in t)
+        blocks.append(v)
+        frames.append(np.full(len(t), i, np.int64))
+    n = len(types)
+    num = np.concatenate(blocks) if blocks else np.zeros((0, 15))
+    frames = np.concatenate(frames) if frames else np.zeros(0, np.int64)
+    types = np.array(types, dtype=object) if n else np.zeros(0, dtype=object)
+    score = num[:, 14] if is_result else np.zeros(n)
     if is_result:
         keep = score >= -1000.0  # the devkit drops scores below MIN_SCORE
-        types, num, score, frames = types[keep], num[keep], score[keep], np.asarray(frames, np.int64)[keep]
-    return KittiLabels(list(frame_ids), np.asarray(frames, np.int64), types, num[:, 0], num[:, 1].astype(np.int64),
+        types, num, score, frames = types[keep], num[keep], score[keep], frames[keep]
+    return KittiLabels(list(frame_ids), frames, types, num[:, 0], num[:, 1].astype(np.int64),
                        num[:, 2], num[:, 3:7], num[:, 7:10], num[:, 10:13], num[:, 13], score)
 
 
@@ -200,7 +180,7 @@ def evaluate_labels(gt: KittiLabels, det: KittiLabels, classes=CLASSES, progress
         name = cls.lower()
         thr = MIN_OVERLAP[cls]
         valid_class = np.where(gt.type == name, 1, np.where(gt.type == NEIGHBOUR.get(name, "\0"), 0, -1))
-        hard = (gt.occlusion > MAX_OCCLUSION[d]) | (gt.truncation > MAX_TRUNCATION[d]) | (height_gt <= MIN_HEIGHT[d])
+        hard = gt_ignored(d, height_gt, gt.occlusion, gt.truncation)
         gt_ign = np.where((valid_class == 1) & ~hard, 0, np.where((valid_class == 0) | (valid_class == 1), 1, -1))
         det_ign = np.where(height_det < MIN_HEIGHT[d], 1, np.where(det.type == name, 0, -1))
         sel = ov[metric] > thr
@@ -243,10 +223,3 @@ def evaluate_kitti(gt_dir, result_dir, split_file=None, classes=CLASSES, out_dir
     if verbose:
         print(res.format())
     return res
-
-
-def evaluate_engine_results(results: dict, dataset, out_dir=None, **kwargs) -> dict[str, float]:
-    """See :func:`kd3d.eval.kitti_io.evaluate_engine_results` (the engine's KITTI evaluator)."""
-    from kd3d.eval.kitti_io import evaluate_engine_results as _impl
-
-    return _impl(results, dataset, out_dir, **kwargs)

@@ -13,6 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kd3d.data.kitti_format import DIFFICULTIES, format_label_line, read_calib
+from kd3d.data.kitti_format import image_shape as read_image_shape
+from kd3d.eval.kitti import evaluate_labels, load_labels
+
 
 def write_results(folder, frame_id: str, boxes, scores, names, calib, image_shape=None) -> Path:
     """Write ``<folder>/<frame_id>.txt``. ``boxes``: Boxes3D in the LiDAR frame; ``names`` (K,)
@@ -20,13 +24,8 @@ def write_results(folder, frame_id: str, boxes, scores, names, calib, image_shap
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     kb = boxes.to_kitti(calib, image_shape) if len(boxes) else None
-    lines = []
-    for k in range(len(boxes)):
-        x1, y1, x2, y2 = kb.bbox[k]
-        h, w, l = kb.dimensions[k]
-        x, y, z = kb.location[k]
-        lines.append(f"{names[k]} -1 -1 {kb.alpha[k]:.4f} {x1:.2f} {y1:.2f} {x2:.2f} {y2:.2f} "
-                     f"{h:.4f} {w:.4f} {l:.4f} {x:.4f} {y:.4f} {z:.4f} {kb.rotation_y[k]:.4f} {float(scores[k]):.6f}\n")
+    lines = [format_label_line(names[k], None, -1, kb.alpha[k], kb.bbox[k], kb.dimensions[k], kb.location[k],
+                               kb.rotation_y[k], scores[k], digits=4, score_digits=6) + "\n" for k in range(len(boxes))]
     path = folder / f"{frame_id}.txt"
     path.write_text("".join(lines))
     return path
@@ -36,9 +35,6 @@ def evaluate_engine_results(results: dict, dataset, out_dir=None, verbose: bool 
     """Engine evaluator: write result files (to ``out_dir/kitti_results`` or a temp folder) and
     return flat metrics ``<Class>/<metric>_<R11|R40>_<difficulty>`` plus
     ``mAP/<metric>_R40_moderate`` over the evaluated classes."""
-    from kd3d.eval.kitti import DIFFICULTIES, evaluate_labels, load_labels
-    from kd3d.structures.calib import KittiCalib
-
     ids = list(dataset.tokens)
     missing = [i for i in ids if i not in results]
     if missing:
@@ -48,11 +44,11 @@ def evaluate_engine_results(results: dict, dataset, out_dir=None, verbose: bool 
         res_dir = Path(out_dir) / "kitti_results" if out_dir is not None else Path(tmp)
         for fid in ids:
             r = results[fid]
-            calib = KittiCalib.from_file(dataset.folder / "calib" / f"{fid}.txt")
-            image_shape = _image_shape(dataset.folder / "image_2" / f"{fid}.png")
+            calib = read_calib(dataset.folder / "calib", fid)
+            shape = read_image_shape(dataset.folder / "image_2" / f"{fid}.png")
             labels = np.asarray(r["labels"], np.int64)
             write_results(res_dir, fid, r["boxes"], np.asarray(r["scores"]), [names[c] for c in labels], calib,
-                          image_shape)
+                          shape)
         gt = load_labels(dataset.folder / "label_2", ids, is_result=False)
         det = load_labels(res_dir, ids, is_result=True)
     classes = [c for c in names if c in ("Car", "Pedestrian", "Cyclist")]
@@ -73,11 +69,3 @@ def evaluate_engine_results(results: dict, dataset, out_dir=None, verbose: bool 
             flat[f"mAP/{m}_R40_moderate"] = float(np.nanmean(vals)) if not np.isnan(vals).all() else float("nan")
     return flat
 
-
-def _image_shape(path: Path):
-    if not path.is_file():
-        return None
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return (im.height, im.width)

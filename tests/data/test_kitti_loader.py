@@ -49,10 +49,11 @@ def test_camera_matches_p2_projection(kitti_root):
 
 
 def test_difficulty_thresholds():
-    h = [40, 39.9, 25, 25, 25, 24.9, 60]
-    occ = [0, 0, 1, 2, 2, 0, 3]
-    trunc = [0.15, 0.0, 0.3, 0.5, 0.51, 0.0, 0.0]
-    np.testing.assert_array_equal(kitti_difficulty(h, occ, trunc), [0, 1, 1, 2, -1, -1, -1])
+    # the devkit's rule: height strictly above 40 (easy) / 25 (moderate, hard); <= min is ignored
+    h = [40.01, 40, 39.9, 25.01, 25.01, 25, 25.01, 24.9, 60]
+    occ = [0, 0, 0, 1, 2, 0, 2, 0, 3]
+    trunc = [0.15, 0.0, 0.0, 0.3, 0.5, 0.0, 0.51, 0.0, 0.0]
+    np.testing.assert_array_equal(kitti_difficulty(h, occ, trunc), [0, 1, 1, 1, 2, -1, -1, -1, -1])
 
 
 def test_kitti_errors(kitti_root, tmp_path):
@@ -103,3 +104,16 @@ def test_testing_split_without_labels(kitti_root, tmp_path):
     s = KittiDataset(root, "test", load_images=False)[0]
     assert len(s.gt_boxes) == 0 and s.gt_labels.shape == (0,) and s.meta["box_meta"]["bbox"].shape == (0, 4)
     assert s.meta["image_shape"] == (200, 400) and len(s.points) == 560
+
+
+def test_40px_box_is_not_easy(kitti_root, tmp_path):
+    """A box exactly 40.00 px tall is moderate (the devkit ignores it at easy), 40.01 px is easy."""
+    import shutil
+
+    root, _ = kitti_root
+    case = tmp_path / "case"
+    shutil.copytree(root, case)
+    line = "Car 0.00 0 0.1 100.00 100.00 200.00 {y2} 1.5 1.7 4.0 1.0 1.6 12.0 0.2\n"
+    (case / "training" / "label_2" / "000000.txt").write_text(line.format(y2="140.00") + line.format(y2="140.01"))
+    meta = KittiDataset(case, "train", load_images=False)[0].meta["box_meta"]
+    np.testing.assert_array_equal(meta["difficulty"], [1, 0])

@@ -30,7 +30,7 @@ def test_lidarseg_engine_results(tiny_nusc, tmp_path):
 def test_kitti_engine_results(tmp_path):
     from kd3d.data.kitti import KittiDataset
     from kd3d.data.synth import generate_kitti
-    from kd3d.eval.kitti import evaluate_engine_results
+    from kd3d.eval.kitti_io import evaluate_engine_results
 
     summary = generate_kitti(tmp_path / "kitti", frames=4, seed=2, image_size=(621, 188), val_fraction=0.5,
                              progress=False)

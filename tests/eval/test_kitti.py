@@ -103,7 +103,7 @@ def test_aos_half_for_perpendicular_alpha(tmp_path):
 def test_errors_name_the_file(tmp_path):
     g, d = write_case(tmp_path, [[obj()]], [[obj(score=0.5)]])
     (d / "000000.txt").write_text("Car 0 0 0 1 2 3\n")
-    with pytest.raises(ValueError, match="000000.txt:1: 7 fields, expected 16"):
+    with pytest.raises(ValueError, match=r"000000\.txt:1: expected 16 fields .*got 7"):
         evaluate_kitti(g, d, progress=False)
     (d / "000000.txt").unlink()
     with pytest.raises(FileNotFoundError, match="result file not found"):
@@ -126,3 +126,34 @@ def test_camera_frame_overlaps_exact(tmp_path):
     assert ov["bev"][1] == pytest.approx(1.0, abs=1e-12)  # identical footprints give exactly 1
     assert ov["3d"][1] == pytest.approx(1.0 / 2.0, abs=1e-12)  # y ranges [0.1, 1.6] vs [0.6, 2.1]
     assert ov["bbox"][1] == 1.0
+
+
+@pytest.mark.parametrize("y2,easy", [(140.0, float("nan")), (140.01, 100.0)])
+def test_40px_gt_is_ignored_at_easy(tmp_path, y2, easy):
+    """The devkit ignores a GT box of height <= 40 px at easy (no valid GT: NaN), keeps it at moderate."""
+    gts = [[obj(x=3.0 * i - 60, bbox=(100, 100, 200, y2))] for i in range(41)]
+    dets = [[obj(x=3.0 * i - 60, bbox=(100, 100, 200, y2), score=0.5 + 0.01 * i)] for i in range(41)]
+    r40 = ev(tmp_path, gts, dets)["Car"]["3d"]["R40"]
+    np.testing.assert_allclose(r40, [easy, 100.0, 100.0])
+
+
+def test_result_line_errors_name_file_and_line(tmp_path):
+    g, d = write_case(tmp_path, [[obj()]], [[obj(score=0.5), obj(score=0.4)]])
+    (d / "000000.txt").write_text(obj(score=0.5) + "\n" + obj(score=0.4) + " 7\n")
+    with pytest.raises(ValueError, match=r"result/000000\.txt:2: expected 16 fields .*got 17"):
+        evaluate_kitti(g, d, progress=False)
+    (d / "000000.txt").write_text(obj(score=0.5).replace("1.500000", "1.5m") + "\n")
+    with pytest.raises(ValueError, match=r"result/000000\.txt:1: field 9 \(h\) is not a number: '1\.5m'"):
+        evaluate_kitti(g, d, progress=False)
+
+
+def test_no_import_cycle_between_kitti_modules():
+    import ast
+    import inspect
+
+    import kd3d.eval.kitti as kitti
+
+    tree = ast.parse(inspect.getsource(kitti))
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert "kd3d.eval.kitti_io" not in names and not any("kitti_io" in n for n in names)

@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from kd3d.data.kitti_format import dontcare_line, format_label_line, write_split_file
 from kd3d.data.synth import rig
 from kd3d.data.synth.camera import render
 from kd3d.data.synth.lidar import KITTI_LIDAR, cast_sweep
@@ -104,7 +105,7 @@ def generate_kitti(out_dir, *, frames: int = 20, seed: int = 0, image_size: tupl
     ids = [f"{i:06d}" for i in range(frames)]
     split = {"train": ids[: frames - n_val], "val": ids[frames - n_val:], "trainval": ids}
     for key, items in split.items():
-        (root / "ImageSets" / f"{key}.txt").write_text("".join(x + "\n" for x in items))
+        write_split_file(root / "ImageSets" / f"{key}.txt", items)
     elapsed = time.time() - start
     return {"format": "kitti", "root": str(root), "frames": frames, "train": len(split["train"]),
             "val": len(split["val"]), "objects": counts, "seconds": elapsed, "seconds_per_frame": elapsed / frames}
@@ -136,10 +137,8 @@ def _labels(scene, t, velo2global, calib, render_out, image_shape, dontcare_h) -
         frac = render_out["visible_px"].get(i, 0) / total
         occ = 0 if frac >= 0.8 else 1 if frac >= 0.4 else 2
         if (y2 - y1) < dontcare_h or depth > 60.0:
-            lines.append(f"DontCare -1 -1 -10 {x1:.2f} {y1:.2f} {x2:.2f} {y2:.2f} -1 -1 -1 -1000 -1000 -1000 -10")
+            lines.append(dontcare_line(kb.bbox[i]))
             continue
-        h, w, l = kb.dimensions[i]
-        x, y, z = kb.location[i]
-        lines.append(f"{typ} {trunc:.2f} {occ:d} {kb.alpha[i]:.2f} {x1:.2f} {y1:.2f} {x2:.2f} {y2:.2f} "
-                     f"{h:.2f} {w:.2f} {l:.2f} {x:.2f} {y:.2f} {z:.2f} {kb.rotation_y[i]:.2f}")
+        lines.append(format_label_line(typ, trunc, occ, kb.alpha[i], kb.bbox[i], kb.dimensions[i], kb.location[i],
+                                       kb.rotation_y[i]))
     return lines
