@@ -42,6 +42,8 @@ class DistillTerm:
                  loss with parameters is trained with the student (dropped at export)
     adapter      name of the adapter module applied to the student value, or None
     weight       multiplier of the loss
+    method       name of the ``METHODS`` entry that built the term (set by
+                 :func:`kd3d.distill.methods.build_terms`; not part of :meth:`describe`)
     """
 
     name: str
@@ -50,6 +52,7 @@ class DistillTerm:
     loss: Callable[..., torch.Tensor]
     adapter: str | None = None
     weight: float = 1.0
+    method: str | None = None
 
     def describe(self) -> str:
         """Stable text used in cache hashes: everything except the loss object's identity."""
@@ -161,8 +164,6 @@ class Distiller(nn.Module):
         self.max_ratio = None if max_ratio is None else float(max_ratio)
         self.step = 0  # optimiser step, set by the trainer (set_step) for the warm-up
         self.last_distill_scale = 1.0  # factor applied to the distill terms at the last forward
-        self.last_student_output: ModelOutput | None = None
-        self.last_teacher_output: ModelOutput | None = None
         if teacher is not None:
             teacher.requires_grad_(False)
             teacher.eval()
@@ -209,9 +210,15 @@ class Distiller(nn.Module):
             return self.teacher(batch)
 
     def forward(self, batch) -> dict[str, torch.Tensor]:
+        """The flat loss dict of ``batch``. Keeps no reference to this step's outputs (the
+        features are freed with the graph); use :meth:`forward_with_outputs` to see them."""
+        return self.forward_with_outputs(batch)[0]
+
+    def forward_with_outputs(self, batch) -> tuple[dict[str, torch.Tensor], ModelOutput, ModelOutput]:
+        """``(losses, student_out, teacher_out)``: :meth:`forward`'s loss dict and the two outputs
+        it was computed from, returned to the caller rather than stored on the Distiller."""
         student_out = self.student(batch)
         teacher_out = self.teacher_forward(batch)
-        self.last_student_output, self.last_teacher_output = student_out, teacher_out
         losses: dict[str, torch.Tensor] = {}
         if self.student_weight:
             for k, v in self.student.loss(student_out, batch).items():
@@ -227,7 +234,7 @@ class Distiller(nn.Module):
         if scale != 1.0:
             distill = {k: v * scale for k, v in distill.items()}
         losses.update(distill)
-        return losses
+        return losses, student_out, teacher_out
 
     def distill_losses(self, student_out: ModelOutput, teacher_out: ModelOutput, batch) -> dict[str, torch.Tensor]:
         """Weighted ``distill/<name>`` losses from already computed outputs."""
@@ -262,20 +269,36 @@ class Distiller(nn.Module):
         self.teacher.eval()
 
 
-def inherit_head(student: nn.Module, teacher: nn.Module, *, prefix: str = "head") -> list[str]:
+def inherit_head(student: nn.Module, teacher: nn.Module, *, prefix: str = "head", mode: str = "all") -> list[str]:
     """Initialise the student's head from the teacher's (DistillBEV's head inheritance).
 
-    Copies every ``prefix.*`` tensor whose name and shape match; returns the copied names.
-    Raises when nothing matches (a wrong prefix would silently do nothing otherwise).
+    ``mode="all"``: copies every ``prefix.*`` tensor whose name and shape match (others are left
+    as they are). ``mode="task_heads"``: copies exactly the per-task branches after the shared
+    conv, ``prefix.task_heads.*`` of a :class:`~kd3d.models.heads.CenterHead` (what DistillBEV's
+    authors inherit; equal in shape whenever the shared-conv widths and tasks match), and raises
+    naming every tensor that is missing or differs in shape. Returns the copied names; raises when
+    nothing matches (a wrong prefix would silently do nothing otherwise).
     """
-    s_state = student.state_dict()
+    if mode not in ("all", "task_heads"):
+        raise ValueError(f"inherit_head: mode must be 'all' or 'task_heads', got {mode!r}")
+    s_state, t_state = student.state_dict(), teacher.state_dict()
+    scope = prefix + (".task_heads." if mode == "task_heads" else ".")
+    names = [n for n in t_state if n.startswith(scope)]
+    if mode == "task_heads":
+        bad = [f"{n}: teacher {tuple(t_state[n].shape)} vs student "
+               f"{tuple(s_state[n].shape) if n in s_state else 'missing'}"
+               for n in names if n not in s_state or s_state[n].shape != t_state[n].shape]
+        bad += [f"{n}: missing in the teacher" for n in s_state if n.startswith(scope) and n not in t_state]
+        if bad:
+            raise ValueError(f"inherit_head(mode='task_heads'): student and teacher per-task heads differ "
+                             f"({len(bad)} tensors; same shared-conv width and tasks needed): " + "; ".join(bad[:5]))
     copied = []
     with torch.no_grad():
-        for name, value in teacher.state_dict().items():
-            if name.startswith(prefix + ".") and name in s_state and s_state[name].shape == value.shape:
-                s_state[name].copy_(value)
+        for name in names:
+            if name in s_state and s_state[name].shape == t_state[name].shape:
+                s_state[name].copy_(t_state[name])
                 copied.append(name)
     if not copied:
-        raise ValueError(f"inherit_head: no tensor under {prefix!r} matches in name and shape "
+        raise ValueError(f"inherit_head: no tensor under {scope.rstrip('.')!r} matches in name and shape "
                          "between student and teacher")
     return copied

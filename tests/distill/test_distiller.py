@@ -7,6 +7,7 @@ from kd3d.distill import Distiller, DistillTerm, inherit_head, load_checkpoint_i
 from kd3d.distill.adapters import ChannelAdapter
 from kd3d.distill.losses import CWDLoss, MSELoss
 from kd3d.distill.taps import FeatureTaps, TappedModel
+from kd3d.models.base import ModelOutput
 from kd3d.structures import BEVGrid
 
 GRID = BEVGrid(-8, -8, 8, 8, 0.5, 0.5)
@@ -24,12 +25,34 @@ def _distiller(dropout=0.5):
 def test_loss_dict_keys_and_weights():
     d = _distiller()
     batch = make_batch(0)
-    losses = d(batch)
+    losses, s, t = d.forward_with_outputs(batch)
     assert set(losses) == {"student/heatmap", "student/reg", "distill/fitnet", "distill/cwd"}
-    s, t = d.last_student_output, d.last_teacher_output
+    assert {k: v.item() for k, v in d(batch).items()} == pytest.approx({k: v.item() for k, v in losses.items()})
     expected = 2.0 * torch.mean((d.adapters["neck"](s.feats["bev_neck"]) - t.feats["bev_neck"]) ** 2)
     assert losses["distill/fitnet"].item() == pytest.approx(expected.item(), rel=1e-5)
     assert Distiller.total_loss(losses).item() == pytest.approx(sum(v.item() for v in losses.values()), rel=1e-6)
+
+
+def test_distiller_keeps_no_outputs_of_a_step():
+    """After forward + backward + optimiser step, the step's features are garbage: the Distiller
+    holds no reference to the student or teacher output (it used to keep the last two steps')."""
+    import gc
+    import weakref
+
+    d = _distiller()
+    opt = torch.optim.SGD(d.trainable_parameters(), lr=0.1)
+    refs = []
+    for step in range(2):
+        losses, s_out, t_out = d.forward_with_outputs(make_batch(step))
+        refs += [weakref.ref(s_out.feats["bev_neck"]), weakref.ref(t_out.feats["bev_neck"]),
+                 weakref.ref(s_out), weakref.ref(t_out)]
+        opt.zero_grad()
+        Distiller.total_loss(losses).backward()
+        opt.step()
+        del losses, s_out, t_out
+        gc.collect()
+        assert all(r() is None for r in refs), "a step's output is still referenced after the step"
+    assert not any(isinstance(v, ModelOutput) for v in vars(d).values())
 
 
 def test_teacher_frozen_no_grad_no_change_bn_and_dropout_eval():

@@ -13,8 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from kd3d.distill.adapters import ChannelAdapter, grid_for_map, resample_map, sample_bev
-from kd3d.distill.bev_targets import batch_gaussian_heatmaps, reg_channel_mask
+from kd3d.distill.bev_targets import batch_gaussian_heatmaps, draw_gaussian_heatmap, reg_channel_mask
 from kd3d.distill.distiller import DistillTerm
+from kd3d.distill.methods import MethodDescriptor, MethodMaps
 
 
 def _grids(ctx, s_shape, t_shape):
@@ -198,3 +199,17 @@ def bevdistill_terms(*, student_channels: int, teacher_channels: int, feature_ke
                                                   distill_velocity=distill_velocity), None,
                                  prediction_weight))
     return terms, adapters
+
+
+# ----------------------------------------------------------------------------- registry entry
+def bevdistill_maps(ctx):
+    """Visualisation hook: the dense term's per-cell weight (class-agnostic Gaussian at the GT
+    centres with the term's ``min_overlap`` / ``min_radius``) and the instance term's GT centres."""
+    dense = (ctx.losses(ForegroundGaussianMSE) or [ForegroundGaussianMSE()])[0]
+    boxes = ctx.boxes()
+    weight = draw_gaussian_heatmap(boxes, ctx.grid, min_overlap=dense.min_overlap, min_radius=dense.min_radius)
+    return MethodMaps({"bevdistill/dense weight": weight}, keypoints=instance_centres([boxes], ctx.grid)[0])
+
+
+DESCRIPTOR = MethodDescriptor("bevdistill", bevdistill_terms, "BEVDistill: Gaussian-weighted dense imitation, "
+                              "instance contrast and prediction L1 (Chen et al., ICLR 2023)", bevdistill_maps)

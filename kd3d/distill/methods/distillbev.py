@@ -22,6 +22,7 @@ from torch import nn
 from kd3d.distill.adapters import ChannelAdapter
 from kd3d.distill.bev_targets import boxes_cell_masks, draw_gaussian_heatmap
 from kd3d.distill.distiller import DistillTerm, inherit_head
+from kd3d.distill.methods import MethodDescriptor, MethodMaps
 from kd3d.distill.methods.bevdistill import _grids, to_teacher_grid
 
 __all__ = ["DistillBEVFeatureLoss", "DistillBEVSpatialLoss", "distillbev_terms", "distillbev_regions",
@@ -144,3 +145,34 @@ def distillbev_terms(*, levels: dict[str, tuple[int, int]] | None = None, a_fg: 
         if a_sp:
             terms.append(DistillTerm(f"distillbev/sp_{key}", key, key, DistillBEVSpatialLoss(), name, a_sp))
     return terms, adapters
+
+
+# ----------------------------------------------------------------------------- registry entry
+def distillbev_maps(ctx):
+    """Visualisation hook on ``ctx.grid``: the regions (0 background, 1 GT foreground, 2 teacher
+    false positive; FP from the teacher heatmap as the feature term reads it), the foreground
+    scale ``max(sqrt(A_cell / A_box), 1/N_bg)`` and, given the shown maps, the attention
+    ``A = (P_T + P_S) / 2`` (``P_T`` alone when the student map is on another grid)."""
+    loss = (ctx.losses(DistillBEVFeatureLoss) or [DistillBEVFeatureLoss()])[0]
+    score = None
+    heat = ctx.teacher_out.feats.get("heatmap") if ctx.teacher_out is not None and loss.a_fp else None
+    if heat is not None:
+        score = torch.sigmoid(heat[ctx.batch_index: ctx.batch_index + 1].detach().float().cpu()).amax(1, keepdim=True)
+        if score.shape[-2:] != ctx.grid.shape:
+            score = F.interpolate(score, size=ctx.grid.shape, mode="bilinear", align_corners=False)
+        score = score[0, 0]
+    r = distillbev_regions(ctx.boxes(), ctx.grid, score, fp_thresh=loss.fp_thresh, gt_min_overlap=loss.gt_min_overlap)
+    maps = {"distillbev/regions (0 bg, 1 fg, 2 fp)": r["fg"].long() + 2 * r["fp"].long(),
+            "distillbev/fg scale": r["fg_scale"]}
+    t, s = ctx.teacher_feat, ctx.student_feat
+    if t is not None and tuple(t.shape[-2:]) == ctx.grid.shape:
+        att = spatial_attention(torch.as_tensor(t).float()[None].cpu(), loss.attn_tau)[0]
+        if s is not None and tuple(s.shape[-2:]) == ctx.grid.shape:
+            att = 0.5 * (att + spatial_attention(torch.as_tensor(s).float()[None].cpu(), loss.attn_tau)[0])
+        maps["distillbev/attention"] = att
+    return MethodMaps(maps)
+
+
+DESCRIPTOR = MethodDescriptor("distillbev", distillbev_terms, "DistillBEV: region- and attention-weighted "
+                              "multi-level BEV imitation plus a spatial term (Wang et al., ICCV 2023)",
+                              distillbev_maps)

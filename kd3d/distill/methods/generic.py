@@ -15,6 +15,7 @@ from torch import nn
 
 from kd3d.distill.adapters import BEVResample, ChannelAdapter
 from kd3d.distill.distiller import DistillTerm
+from kd3d.distill.methods import MethodDescriptor
 from kd3d.distill.losses import AffinityLoss, AttentionTransferLoss, CWDLoss, KLDivLoss, MSELoss
 from kd3d.structures.bev import BEVGrid
 
@@ -50,3 +51,7 @@ def generic_terms(*, terms: list[dict]):
         out.append(DistillTerm(spec["name"], spec["student_key"], spec["teacher_key"], loss, adapter,
                                float(spec.get("weight", 1.0))))
     return out, adapters
+
+
+DESCRIPTOR = MethodDescriptor("generic", generic_terms, "Generic terms from plain config: FitNet MSE, Hinton KL, "
+                              "attention transfer, CWD, affinity")

@@ -27,6 +27,7 @@ from torch import nn
 
 from kd3d.distill.adapters import match_sparse
 from kd3d.distill.distiller import DistillTerm
+from kd3d.distill.methods import MethodDescriptor, MethodMaps
 from kd3d.ops.spconv import is_sparse_tensor
 
 # PointPillars: pillar features before the scatter, points-per-pillar importance (paper).
@@ -240,3 +241,52 @@ def pointdistiller_terms(*, student_channels, teacher_channels, feature_key="vox
                                   importance=imp, pool=pool, **cfg)
         terms.append(DistillTerm(f"pointdistiller/{key}", key, key, loss, None, weight))
     return terms, {}
+
+
+# ----------------------------------------------------------------------------- registry entry
+def _item_fractions(student, teacher, b: int) -> torch.Tensor:
+    """(M, 2) fractional (x, y) position in [0, 1) of sample ``b``'s items, in the order of
+    :meth:`PointDistillerLoss._items` (voxels of ``match_sparse``, or the cells of a dense map)."""
+    if is_sparse_tensor(teacher):
+        _, _, idx = match_sparse(student, teacher)
+        idx = idx[idx[:, 0] == b].double().cpu()
+        shape = teacher.spatial_shape  # (z, y, x)
+        return torch.stack([(idx[:, 3] + 0.5) / shape[-1], (idx[:, 2] + 0.5) / shape[-2]], dim=1)
+    h, w = teacher.shape[-2:]
+    rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64),
+                                indexing="ij")
+    return torch.stack([(cols.reshape(-1) + 0.5) / w, (rows.reshape(-1) + 0.5) / h], dim=1)
+
+
+def pointdistiller_maps(ctx):
+    """Visualisation hook on ``ctx.grid``: each cell's largest item importance (points per voxel
+    or teacher channel max, as the term computes it; items projected to BEV), the number of
+    top-N items selected as graph centres in it, and the selected cells' centres as points."""
+    import inspect
+
+    b, g = ctx.batch_index, ctx.grid
+    term = ctx.term_of(PointDistillerLoss)
+    if term is not None and ctx.inputs is not None:
+        s, t = ctx.inputs(term)
+        _, _, imp = term.loss._items(s, t, ctx.distill_ctx)[b]
+        frac, n = _item_fractions(s, t, b), term.loss.num_items
+    elif ctx.teacher_feat is not None:
+        t = torch.as_tensor(ctx.teacher_feat).float()[None]
+        imp, frac = t[0].flatten(1).max(dim=0).values, _item_fractions(t, t, 0)
+        n = inspect.signature(PointDistillerLoss).parameters["num_items"].default
+    else:
+        return MethodMaps()
+    imp = imp.detach().double().cpu()
+    cells = (frac[:, 1] * g.ny).long().clamp(0, g.ny - 1) * g.nx + (frac[:, 0] * g.nx).long().clamp(0, g.nx - 1)
+    importance = torch.zeros(g.ny * g.nx, dtype=torch.float64).scatter_reduce(0, cells, imp, "amax")
+    sel = cells[select_top_n(imp, n).cpu()] if len(imp) else cells[:0]
+    selected = torch.bincount(sel, minlength=g.ny * g.nx).double()
+    used = torch.unique(sel)
+    xy = torch.stack([g.xmin + ((used % g.nx).double() + 0.5) * g.dx, g.ymin + ((used // g.nx).double() + 0.5) * g.dy], 1)
+    return MethodMaps({"pointdistiller/importance": importance.reshape(g.shape),
+                       f"pointdistiller/selected (top {n})": selected.reshape(g.shape)}, points=xy)
+
+
+DESCRIPTOR = MethodDescriptor("pointdistiller", pointdistiller_terms, "PointDistiller: kNN graph imitation on "
+                              "the top-N important voxels / pillars / cells (Zhang et al., CVPR 2023)",
+                              pointdistiller_maps)

@@ -28,6 +28,7 @@ from torch import nn
 
 from kd3d.distill.adapters import match_sparse
 from kd3d.distill.distiller import DistillTerm
+from kd3d.distill.methods import MethodDescriptor, MethodMaps
 from kd3d.distill.losses import cosine_affinity, kl_div_loss
 
 
@@ -204,3 +205,50 @@ def pvd_terms(*, temperature: float = 1.0, point_kl_weight: float = 1.0, voxel_k
                                    point_range=list(point_range))
         terms.append(DistillTerm("pvd/voxel_affinity", voxel_key, voxel_key, loss, None, voxel_affinity_weight))
     return terms, {}
+
+
+# ----------------------------------------------------------------------------- registry entry
+def pvd_maps(ctx):
+    """Visualisation hook on ``ctx.grid``: each cell's difficulty-aware sampling probability (of
+    the supervoxel its points belong to; max over the cell's points, 0 where empty), and, as
+    grouped points, up to N points of K supervoxels drawn with those probabilities (the affinity
+    term's settings; a fixed seed, so not the draw of any training step)."""
+    b, g = ctx.batch_index, ctx.grid
+    loss = (ctx.losses(AffinityDistillLoss) or [AffinityDistillLoss()])[0]
+    term = ctx.term_of(AffinityDistillLoss)
+    feats = ctx.teacher_out.feats if ctx.teacher_out is not None else {}
+    value = feats.get(term.teacher_key) if term is not None else None
+    if torch.is_tensor(value):  # the points the term reads, labelled as the term labels them
+        xyz, sizes, labels = _split_points(value.shape[0], ctx.batch, "point features")
+        if labels is None and torch.is_tensor(feats.get("point_logits")):
+            labels = list(feats["point_logits"].detach().argmax(dim=1).cpu().split(sizes))
+    else:  # no model: the key points and their GT labels
+        samples = getattr(ctx.batch, "samples", None)
+        key = [int(s.num_key_points) for s in samples] if samples else [len(p) for p in ctx.batch.points]
+        xyz, labels = [p[:k, :3] for p, k in zip(ctx.batch.points, key)], list(ctx.batch.points_label)
+    xyz = torch.as_tensor(xyz[b]).double().cpu()
+    lab = labels[b] if labels is not None and labels[b] is not None else None
+    lab = torch.zeros(len(xyz), dtype=torch.long) if lab is None else torch.as_tensor(lab).long().cpu()[: len(xyz)]
+    sv = supervoxel_ids(xyz, **loss.sv_kw)
+    ids, probs = supervoxel_probabilities(sv, lab, xyz, rho_max=loss.rho_max)
+    p_point = probs[torch.searchsorted(ids, sv)]
+    col = torch.floor((xyz[:, 0] - g.xmin) / g.dx).long()
+    row = torch.floor((xyz[:, 1] - g.ymin) / g.dy).long()
+    ok = (col >= 0) & (col < g.nx) & (row >= 0) & (row < g.ny)
+    prob_map = torch.zeros(g.ny * g.nx, dtype=torch.float64).scatter_reduce(0, (row * g.nx + col)[ok], p_point[ok],
+                                                                          "amax")
+    gen = torch.Generator().manual_seed(0)
+    chosen = ids[torch.multinomial(probs.float(), min(loss.k, len(ids)), replacement=False, generator=gen)]
+    pts, grp = [], []
+    for j, sid in enumerate(chosen.tolist()):
+        members = torch.nonzero(sv == sid, as_tuple=True)[0]
+        members = members[torch.randperm(len(members), generator=gen)[: loss.n]]
+        pts.append(xyz[members, :2])
+        grp.append(torch.full((len(members),), j))
+    return MethodMaps({"pvd/supervoxel sampling prob": prob_map.reshape(g.shape)},
+                      points=torch.cat(pts) if pts else torch.zeros(0, 2),
+                      point_groups=torch.cat(grp) if grp else torch.zeros(0, dtype=torch.long))
+
+
+DESCRIPTOR = MethodDescriptor("pvd", pvd_terms, "PVD: point / voxel KL and difficulty-aware supervoxel affinity "
+                              "distillation for LiDAR segmenters (Hou et al., CVPR 2022)", pvd_maps)

@@ -19,6 +19,7 @@ from torch import nn
 from kd3d.distill.adapters import ChannelAdapter, sample_bev
 from kd3d.distill.bev_targets import batch_gaussian_heatmaps, box_keypoints, reg_channel_mask
 from kd3d.distill.distiller import DistillTerm
+from kd3d.distill.methods import MethodDescriptor, MethodMaps
 from kd3d.distill.methods.bevdistill import _grids, to_teacher_grid
 
 # (teacher modality, student modality) -> (feature, relation, response) weights from the paper.
@@ -140,3 +141,44 @@ def unidistill_terms(*, teacher_modality: str, student_modality: str, student_ch
         terms.append(DistillTerm("unidistill/response", ("heatmap", "reg"), ("heatmap", "reg"), ResponseLoss(distill_velocity=distill_velocity),
                                  None, w_resp))
     return terms, adapters
+
+
+# ----------------------------------------------------------------------------- registry entry
+def keypoint_read_weights(kp: torch.Tensor, grid) -> torch.Tensor:
+    """(H, W) sum over the (N, 2) metric keypoints of the bilinear weights with which
+    :func:`~kd3d.distill.adapters.sample_bev` reads each cell of ``grid`` (cell centres at
+    ``(i + 0.5) * d``; points outside read zeros)."""
+    out = torch.zeros(grid.shape, dtype=torch.float64)
+    u = (kp[:, 0].double() - grid.xmin) / grid.dx - 0.5
+    v = (kp[:, 1].double() - grid.ymin) / grid.dy - 0.5
+    u0, v0 = u.floor(), v.floor()
+    for du in (0, 1):
+        for dv in (0, 1):
+            cu, cv = u0 + du, v0 + dv
+            w = (1 - (u - cu).abs()) * (1 - (v - cv).abs())
+            ok = (cu >= 0) & (cu < grid.nx) & (cv >= 0) & (cv < grid.ny)
+            out.index_put_((cv[ok].long(), cu[ok].long()), w[ok], accumulate=True)
+    return out
+
+
+def unidistill_maps(ctx):
+    """Visualisation hook on ``ctx.grid``: the nine keypoints of every in-range GT box (as the
+    feature term samples them, swapped when it reproduces the authors' x/y swap), the bilinear
+    weight with which each cell is read at them, and the response term's Gaussian weight."""
+    feat = (ctx.losses(KeypointFeatureLoss) or [KeypointFeatureLoss()])[0]
+    resp = (ctx.losses(ResponseLoss) or [ResponseLoss()])[0]
+    boxes, g = ctx.boxes(), ctx.grid
+    c = boxes[:, :2]
+    keep = (c[:, 0] >= g.xmin) & (c[:, 0] < g.xmax) & (c[:, 1] >= g.ymin) & (c[:, 1] < g.ymax)
+    kp = box_keypoints(boxes[keep]).reshape(-1, 2)
+    if getattr(feat, "swap_keypoint_xy", False):
+        kp = swap_keypoints_xy(kp, g)
+    weight = batch_gaussian_heatmaps([boxes], g, min_overlap=resp.min_overlap,
+                                     min_radius=getattr(resp, "min_radius", 1))[0, 0]
+    return MethodMaps({"unidistill/keypoint reads": keypoint_read_weights(kp, g), "unidistill/response weight": weight},
+                      keypoints=kp)
+
+
+DESCRIPTOR = MethodDescriptor("unidistill", unidistill_terms, "UniDistill: keypoint feature / relation and "
+                              "Gaussian-weighted response distillation, any BEV modality pair (Zhou et al., CVPR 2023)",
+                              unidistill_maps)
