@@ -131,7 +131,7 @@ def stage_train(args, out: Path, root: Path) -> dict:
 def stage_distill(args, out: Path, root: Path, results: dict) -> None:
     _banner(f"distill: camera student from the LiDAR teacher ({args.method})")
     config_name = {"bevdistill": "synth/distill_bevdistill", "distillbev": "synth/distill_distillbev",
-                   "unidistill": "synth/camera_student_unidistill"}[args.method]
+                   "unidistill": "synth/distill_unidistill"}[args.method]
     teacher_work = out / "work" / "lidar_teacher"
     from kd3d.engine.checkpoint import latest_checkpoint
 

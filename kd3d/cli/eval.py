@@ -9,12 +9,12 @@ Examples::
 nuscenes: NDS/mAP (detection_cvpr_2019), writes ``metrics_summary.json`` and
 ``metrics_details.json``; lidarseg: per-class IoU and mIoU from ``RESULTS_DIR/lidarseg/<split>/
 <lidar_sd_token>_lidarseg.bin``, writes ``lidarseg_metrics.json``; kitti: 2D/BEV/3D/AOS AP at R11
-and R40, writes ``kitti_metrics.json``. Exit status 0 on success, 2 on invalid input.
+and R40, writes ``kitti_metrics.json``. Exit status 0 on success, 2 on invalid input (one line on
+stderr, see :mod:`kd3d.cli.main`); ``--out`` is checked for writability before anything is computed.
 """
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,29 +49,42 @@ def _nusc(args):
     return NuScenes(version=args.version, dataroot=str(root), verbose=False)
 
 
-def run(args: argparse.Namespace) -> int:
+def check_out_dir(out) -> None:
+    """Fail before any work when ``--out`` cannot be created or written (metrics are never
+    computed and then lost)."""
+    import tempfile
+    from pathlib import Path
+
+    if out is None:
+        return
+    folder = Path(out)
     try:
-        if args.benchmark == "nuscenes":
-            from kd3d.eval.nuscenes_det import evaluate_nuscenes
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".kd3d_write_check"):
+            pass
+    except OSError as err:
+        raise OSError(f"--out {folder}: not a writable folder ({err.strerror or err})") from err
 
-            res = evaluate_nuscenes(_nusc(args), args.split, args.results, out_dir=args.out, verbose=not args.quiet)
-            if args.quiet:
-                print(res.format())
-        elif args.benchmark == "lidarseg":
-            from kd3d.eval.nuscenes_seg import evaluate_lidarseg
 
-            res = evaluate_lidarseg(_nusc(args), args.split, args.results, out_dir=args.out, verbose=not args.quiet)
-            if args.quiet:
-                print(res.format())
-        else:
-            from kd3d.eval.kitti import evaluate_kitti
+def run(args: argparse.Namespace) -> int:
+    import logging
 
-            res = evaluate_kitti(args.gt_dir, args.result_dir, split_file=args.split_file, out_dir=args.out,
-                                 progress=not args.quiet)
-            print(res.format())
-    except (ValueError, FileNotFoundError) as err:
-        print(f"kd3d eval {args.benchmark}: error: {err}", file=sys.stderr)
-        return 2
+    check_out_dir(args.out)
+    logging.getLogger("kd3d.eval").setLevel(logging.WARNING)  # the summary is printed below, once
+    if args.benchmark == "nuscenes":
+        from kd3d.eval.nuscenes_det import evaluate_nuscenes
+
+        res = evaluate_nuscenes(_nusc(args), args.split, args.results, out_dir=args.out, verbose=not args.quiet)
+    elif args.benchmark == "lidarseg":
+        from kd3d.eval.nuscenes_seg import evaluate_lidarseg
+
+        res = evaluate_lidarseg(_nusc(args), args.split, args.results, out_dir=args.out, verbose=not args.quiet)
+    else:
+        from kd3d.eval.kitti import evaluate_kitti
+
+        res = evaluate_kitti(args.gt_dir, args.result_dir, split_file=args.split_file, out_dir=args.out,
+                             progress=not args.quiet)
+    print(res.format())
     if args.out:
         print(f"metrics written to {args.out}")
     return 0

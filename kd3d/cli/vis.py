@@ -237,7 +237,8 @@ def _run_distill(args) -> int:
 def _distill_from_config(args) -> np.ndarray:
     """Build the config's Distiller (and load ``--checkpoint``), run it on sample ``--sample-idx``
     of ``--split`` (default: the config's val split) and render it."""
-    from kd3d.engine.builders import build_dataset, build_model, build_train_module
+    from kd3d.engine.builders import build_dataset, build_train_module
+    from kd3d.models.build import build_model
     from kd3d.engine.checkpoint import CheckpointError, load_checkpoint, load_state_dict_checked, model_state_from
     from kd3d.engine.config import ConfigError, load_config
     from kd3d.structures.sample import collate

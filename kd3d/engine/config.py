@@ -1,35 +1,44 @@
-"""Experiment configuration: plain dataclasses, importable config files, ``--set`` overrides.
+"""Experiment configuration: plain dataclasses, config files found by name, ``--set`` overrides.
 
 A config file is ordinary Python that defines ``CONFIG`` (an :class:`ExperimentConfig`) or a
-function ``config() -> ExperimentConfig``. Variants import a base and use
+function ``config() -> ExperimentConfig``. Variants load their base by name and use
 :func:`dataclasses.replace` or :func:`override`::
 
-    from configs.synth.lidar_teacher import CONFIG as BASE
-    from kd3d.engine.config import override
-    CONFIG = override(BASE, {"name": "lidar_student_050", "model.kwargs.width": 0.5})
+    from kd3d.engine.config import load_base, override
+    CONFIG = override(load_base("synth/lidar_teacher"), {"name": "lidar_student_050",
+                                                          "model.kwargs.width": 0.5})
 
-:func:`load_config` accepts a path to a ``.py`` file or a name under ``configs/``
-(``synth/lidar_teacher``, ``synth.lidar_teacher`` or ``nuscenes/centerpoint_voxel01``).
+:func:`load_config` accepts a name of a shipped config (``synth/lidar_teacher`` or
+``synth.lidar_teacher``; see :mod:`kd3d.engine.config_files` for where they are found), a path to
+a ``.py`` file, or a run's saved ``config.json`` (:func:`config_to_json` / :func:`config_from_dict`
+round-trip).
 """
 from __future__ import annotations
 
 import ast
 import dataclasses
-import importlib
-import importlib.util
 import json
-import sys
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from kd3d.distill.config import DistillConfig
+from kd3d.errors import ConfigError
+from kd3d.models.build import ModelConfig
+
+__all__ = ["ConfigError", "DataConfig", "DistillConfig", "EvalConfig", "ExperimentConfig", "ModelConfig",
+           "OptimConfig", "RuntimeConfig", "apply_overrides", "config_to_dict", "config_to_json", "load_config",
+           "override"]
 
 
 @dataclass
 class DataConfig:
     """Dataset and loader settings.
 
-    ``dataset`` names an entry of :data:`kd3d.engine.builders.DATASETS`; ``kwargs`` go to the
+    ``dataset`` names an entry of :data:`kd3d.engine.builders.DATASETS` (or is a
+    ``"package.module:callable"`` path); ``kwargs`` go to the
     dataset factory for every split, ``train_kwargs`` / ``val_kwargs`` on top for that split
     (e.g. augmentation switches). ``batch_size`` is per process (per GPU under DDP).
     """
@@ -45,14 +54,6 @@ class DataConfig:
     batch_size: int = 4
     eval_batch_size: int = 1
     num_workers: int = 4
-
-
-@dataclass
-class ModelConfig:
-    """``name`` is a key of :data:`kd3d.engine.builders.MODELS`; ``kwargs`` go to its factory."""
-
-    name: str = "centerpoint"
-    kwargs: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -97,8 +98,9 @@ class RuntimeConfig:
 
 @dataclass
 class EvalConfig:
-    """``evaluator`` is a key of :data:`kd3d.engine.evaluation.EVALUATORS`
-    (``nuscenes_det``, ``nuscenes_seg``, ``kitti``, ``toy`` or ``none``); ``kwargs`` go to it."""
+    """``evaluator`` is a key of :data:`kd3d.engine.evaluation.EVALUATORS` (``nuscenes_det``,
+    ``nuscenes_seg``, ``kitti`` or ``none``) or a ``"package.module:callable"`` path; ``kwargs``
+    go to it."""
 
     evaluator: str = "nuscenes_det"
     kwargs: dict = field(default_factory=dict)
@@ -106,8 +108,9 @@ class EvalConfig:
 
 @dataclass
 class ExperimentConfig:
-    """One experiment. ``distill`` is an optional distillation description handed to
-    :func:`kd3d.engine.builders.build_train_module` (see there); ``None`` trains ``model``."""
+    """One experiment. ``model`` is a :class:`~kd3d.models.build.ModelConfig`; ``distill`` a
+    :class:`~kd3d.distill.config.DistillConfig` (the student is ``model``, see
+    :func:`kd3d.engine.builders.build_train_module`) or ``None`` to train ``model`` alone."""
 
     name: str = "experiment"
     data: DataConfig = field(default_factory=DataConfig)
@@ -115,71 +118,65 @@ class ExperimentConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    distill: Any = None
-
-
-class ConfigError(ValueError):
-    """A config file or an override is invalid (the message names the file/key)."""
+    distill: DistillConfig | None = None
 
 
 # --------------------------------------------------------------------------- loading
 def configs_dir() -> Path:
-    """The repository's ``configs/`` folder (next to the ``kd3d`` package)."""
-    return Path(__file__).resolve().parents[2] / "configs"
+    """The shipped configs' folder (see :mod:`kd3d.engine.config_files`)."""
+    from kd3d.engine.config_files import configs_dir as _dir
 
-
-def _resolve(spec: str) -> Path:
-    p = Path(spec)
-    if p.suffix == ".py" and p.exists():
-        return p.resolve()
-    name = spec[:-3] if spec.endswith(".py") else spec
-    if "/" not in name and "\\" not in name:
-        name = name.replace(".", "/")
-    for base in (Path.cwd() / "configs", configs_dir()):
-        cand = base / f"{name}.py"
-        if cand.exists():
-            return cand.resolve()
-    raise ConfigError(
-        f"config {spec!r}: no such file, and no configs/{name}.py under {Path.cwd()} or {configs_dir().parent}"
-    )
-
-
-def _import_file(path: Path):
-    # Inside a `configs` package: import by dotted name so that variants can import their base.
-    parts = []
-    d = path.parent
-    while (d / "__init__.py").exists():
-        parts.insert(0, d.name)
-        if d.name == "configs":
-            root = str(d.parent)
-            if root not in sys.path:
-                sys.path.insert(0, root)
-            return importlib.import_module(".".join(parts + [path.stem]))
-        d = d.parent
-    spec = importlib.util.spec_from_file_location(f"kd3d_config_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _dir()
 
 
 def load_config(spec: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Load a config file (path or name under ``configs/``) and apply ``--set`` overrides."""
-    path = _resolve(str(spec))
-    module = _import_file(path)
-    if hasattr(module, "CONFIG"):
-        cfg = module.CONFIG
-    elif callable(getattr(module, "config", None)):
-        cfg = module.config()
-    else:
-        raise ConfigError(f"config file {path}: defines neither CONFIG nor config()")
-    if not isinstance(cfg, ExperimentConfig):
-        raise ConfigError(f"config file {path}: CONFIG must be an ExperimentConfig, got {type(cfg).__name__}")
-    return apply_overrides(cfg, overrides or [])
+    """Load a config by name (``synth/lidar_teacher``, looked up in :func:`configs_dir` only,
+    never in the current directory) or by file path (``.py``, or a run's saved ``config.json``),
+    then apply ``--set`` overrides."""
+    from kd3d.engine.config_files import load_file
+
+    return apply_overrides(load_file(spec), overrides or [])
+
+
+def load_base(name: str) -> ExperimentConfig:
+    """The config a variant starts from, by name: ``LIDAR = load_base("synth/lidar_teacher")``.
+    Use :func:`load_base_module` for the base file's other module-level names (``POINT_RANGE``)."""
+    from kd3d.engine.config_files import config_of_module, load_module
+
+    return config_of_module(load_module(name))
+
+
+def load_base_module(name: str):
+    """The executed module of a config file, by name (its constants: ``.POINT_RANGE``, ...)."""
+    from kd3d.engine.config_files import load_module
+
+    return load_module(name)
 
 
 # --------------------------------------------------------------------------- overrides
+_NONE_WORDS = ("none", "null")
+
+
+def _optional_inner(tp):
+    """``X`` for ``X | None`` / ``Optional[X]``, else None."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return args[0]
+    return None
+
+
 def _parse_value(text: str, tp, key: str):
     origin = typing.get_origin(tp)
+    inner = _optional_inner(tp)
+    if inner is not None:
+        if text.strip().lower() in _NONE_WORDS:
+            return None
+        return _parse_value(text, inner, key)
+    if dataclasses.is_dataclass(tp):
+        names = [f.name for f in dataclasses.fields(tp)]
+        raise ConfigError(f"--set {key}={text}: {key!r} is a section ({tp.__name__}), not a value; set one of "
+                          f"its fields instead, e.g. --set {key}.{names[0]}=... (fields: {', '.join(names)})")
     if tp is bool:
         low = text.strip().lower()
         if low in ("1", "true", "yes", "on"):
@@ -187,11 +184,21 @@ def _parse_value(text: str, tp, key: str):
         if low in ("0", "false", "no", "off"):
             return False
         raise ConfigError(f"--set {key}={text}: expected a boolean (true/false)")
-    if tp in (int, float):
+    if tp is int:
         try:
-            return tp(ast.literal_eval(text)) if tp is int else float(text)
-        except (ValueError, SyntaxError) as exc:
-            raise ConfigError(f"--set {key}={text}: expected {tp.__name__}") from exc
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            value = None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # 1e3
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"--set {key}={text}: expected an integer")
+        return value
+    if tp is float:
+        try:
+            return float(text)
+        except ValueError as exc:
+            raise ConfigError(f"--set {key}={text}: expected a number") from exc
     if tp is str:
         return text
     literal = None
@@ -208,6 +215,20 @@ def _parse_value(text: str, tp, key: str):
     return literal
 
 
+def _parse_entry(text: str, current, key: str):
+    """A ``--set`` value for a free-form dict entry, typed by its current value; an int entry
+    also takes a float (kept as given, never truncated), a None entry any literal."""
+    if isinstance(current, int) and not isinstance(current, bool):
+        try:
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            value = None
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConfigError(f"--set {key}={text}: expected a number")
+        return value
+    return _parse_value(text, Any if current is None else type(current), key)
+
+
 def _set_path(obj, keys: list[str], value, full: str, raw: bool):
     head, rest = keys[0], keys[1:]
     if dataclasses.is_dataclass(obj):
@@ -220,8 +241,10 @@ def _set_path(obj, keys: list[str], value, full: str, raw: bool):
             if current is None:
                 raise ConfigError(f"--set {full}: {head!r} is None, cannot set a sub-key")
             new = _set_path(current, rest, value, full, raw)
+        elif raw:
+            new = _parse_value(value, hints.get(head, Any), full)
         else:
-            new = _parse_value(value, hints.get(head, Any), full) if raw else value
+            new = value
         return dataclasses.replace(obj, **{head: new})
     if isinstance(obj, dict):
         out = dict(obj)
@@ -230,8 +253,7 @@ def _set_path(obj, keys: list[str], value, full: str, raw: bool):
                 raise ConfigError(f"--set {full}: unknown key {head!r}; valid keys: {sorted(obj)}")
             out[head] = _set_path(obj[head], rest, value, full, raw)
         else:
-            tp = type(obj[head]) if head in obj and obj[head] is not None else Any
-            out[head] = _parse_value(value, tp, full) if raw else value
+            out[head] = _parse_entry(value, obj.get(head), full) if raw else value
         return out
     raise ConfigError(f"--set {full}: cannot set {head!r} inside a {type(obj).__name__}")
 
@@ -277,3 +299,38 @@ def config_to_dict(cfg: ExperimentConfig) -> dict:
 
 def config_to_json(cfg: ExperimentConfig) -> str:
     return json.dumps(config_to_dict(cfg), indent=2, sort_keys=True)
+
+
+def _from_plain(value, tp, where: str):
+    """Rebuild a value of declared type ``tp`` from its JSON form (see :func:`config_from_dict`)."""
+    inner = _optional_inner(tp)
+    if inner is not None:
+        return None if value is None else _from_plain(value, inner, where)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected an object for {tp.__name__}, got {type(value).__name__}")
+        hints = typing.get_type_hints(tp)
+        names = {f.name for f in dataclasses.fields(tp)}
+        unknown = sorted(set(value) - names)
+        if unknown:
+            raise ConfigError(f"{where}: unknown field(s) {unknown} in {tp.__name__}; valid: {sorted(names)}")
+        return tp(**{k: _from_plain(v, hints.get(k, Any), f"{where}.{k}") for k, v in value.items()})
+    origin = typing.get_origin(tp)
+    if (tp is tuple or origin is tuple) and isinstance(value, list):
+        return tuple(value)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool) and not isinstance(value, tp):
+        raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}")
+    return value
+
+
+def config_from_dict(data: dict, source: str = "config") -> ExperimentConfig:
+    """Inverse of :func:`config_to_dict`: a saved ``config.json`` (or a checkpoint's ``config``)
+    back to a typed :class:`ExperimentConfig` (sections, including ``distill``, as their
+    dataclasses; tuple fields as tuples). Fields missing from ``data`` keep their defaults;
+    unknown fields raise :class:`ConfigError` naming ``source``. Free-form dicts (``kwargs``)
+    come back as JSON gives them (tuples inside them as lists)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
+    return _from_plain(data, ExperimentConfig, source)

@@ -21,15 +21,15 @@ import torch
 from torch import nn
 
 from kd3d.engine import dist
-from kd3d.engine.builders import (TrainStep, build_dataset, build_model, build_optimizer, build_scheduler,
-                                  build_train_module)
-from kd3d.engine.checkpoint import (FORMAT, CheckpointError, atomic_save, capture_rng, checkpoint_path,
-                                    latest_checkpoint, load_checkpoint, load_state_dict_checked, prune_checkpoints,
-                                    restore_rng)
+from kd3d.engine.builders import TrainStep, build_dataset, build_optimizer, build_scheduler, build_train_module
+from kd3d.engine.checkpoint import (FORMAT, CheckpointError, RunCheckpoints, capture_rng, checkpoint_path,
+                                    latest_checkpoint, load_checkpoint, load_state_dict_checked, restore_rng)
 from kd3d.engine.config import ConfigError, ExperimentConfig, config_to_dict, config_to_json
 from kd3d.engine.data import SeededDataset, make_loader
 from kd3d.engine.evaluation import autocast_context, evaluate_results, run_inference
 from kd3d.engine.logging import RunLogger, get_logger
+from kd3d.engine.resume import check_resume_config, restore_schedule
+from kd3d.models.build import build_model
 
 
 def default_work_dir(cfg: ExperimentConfig) -> Path:
@@ -49,14 +49,16 @@ def _seed_all(seed: int) -> None:
 class Trainer:
     """Trains ``cfg`` in ``work_dir``.
 
-    ``resume``: False (fresh run; existing checkpoints are left alone but ignored), True (continue
-    from the newest ``work_dir/checkpoints/ckpt_step*.pth``; fresh start when there is none) or a
-    checkpoint path. ``stop_after``: stop (after checkpointing) once this global step is reached
-    -- a simulated interruption for tests.
+    ``resume``: False (fresh run: a work dir holding checkpoints is refused unless ``overwrite``,
+    which deletes them first), True (continue from the ``ckpt_step<N>.pth`` with the largest N;
+    fresh start when there is none) or a checkpoint path. Pruning (``runtime.keep_checkpoints``)
+    removes only this run's older files (:class:`kd3d.engine.checkpoint.RunCheckpoints`).
+    ``stop_after``: stop (after checkpointing) once this global step is reached -- a simulated
+    interruption for tests.
     """
 
     def __init__(self, cfg: ExperimentConfig, work_dir: str | Path | None = None, *, resume: bool | str = False,
-                 stop_after: int | None = None):
+                 stop_after: int | None = None, overwrite: bool = False):
         self.cfg = cfg
         self.work_dir = Path(work_dir) if work_dir is not None else default_work_dir(cfg)
         rt = cfg.runtime
@@ -99,9 +101,14 @@ class Trainer:
         self._val = None
         self.metrics: dict[str, float] = {}
 
+        self.ckpts = RunCheckpoints(self.work_dir, rt.keep_checkpoints, self.log)
         ckpt = self._find_resume(resume)
         if ckpt is not None:
             self._load(ckpt)
+            self.ckpts.adopt(ckpt, main=dist.is_main())
+        else:
+            self.ckpts.start_fresh(overwrite=overwrite, main=dist.is_main())
+            dist.barrier()
         self.step_module: nn.Module = TrainStep(self.module)
         if self.distributed:
             self.step_module = nn.parallel.DistributedDataParallel(
@@ -116,11 +123,7 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _find_resume(self, resume) -> Path | None:
         if resume is False or resume is None:
-            old = latest_checkpoint(self.work_dir)
-            if old is not None:
-                self.log.warning("%s already holds checkpoints (newest %s); this fresh run overwrites them "
-                                 "(pass --resume to continue instead)", self.work_dir, old.name)
-            return None
+            return None  # a fresh run: RunCheckpoints.start_fresh refuses (or clears) a used work dir
         if resume is True:
             path = latest_checkpoint(self.work_dir)
             if path is None:
@@ -130,33 +133,35 @@ class Trainer:
 
     def state_dict(self) -> dict:
         rngs = dist.all_gather_object(capture_rng())
+        model_state, teacher = self.ckpts.module_state(self.module)  # a Distiller: its teacher by reference
         state = {
             "format": FORMAT, "step": self.step, "epoch": self.step // self.steps_per_epoch,
-            "world_size": self.world, "model": self.module.state_dict(),
+            "world_size": self.world, "model": model_state,
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": rngs, "config": config_to_json(self.cfg), "metrics": dict(self.metrics),
         }
+        if teacher is not None:
+            state["teacher"] = teacher
         if self.module is not self.model and hasattr(self.module, "student_state_dict"):
             state["student"] = self.module.student_state_dict()
         return state
 
     def save(self) -> Path:
         state = self.state_dict()  # collective (RNG gather): every rank calls it
-        path = checkpoint_path(self.work_dir, self.step)
         if dist.is_main():
-            atomic_save(state, path)
-            prune_checkpoints(self.work_dir, self.cfg.runtime.keep_checkpoints)
+            self.ckpts.save(state, self.step)  # prunes only this run's older files
         dist.barrier()
-        return path
+        return checkpoint_path(self.work_dir, self.step)
 
     def _load(self, path: Path) -> None:
         state = load_checkpoint(path)
         if state.get("format") != FORMAT:
             raise CheckpointError(f"checkpoint {path}: not a kd3d training checkpoint (format {state.get('format')!r})")
-        load_state_dict_checked(self.module, state["model"], str(path))
+        check_resume_config(state.get("config"), self.cfg, path)  # refuse changes a resume cannot honour
+        self.ckpts.load_module(self.module, state, path)  # a recorded teacher must match the one loaded now
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        restore_schedule(self.scheduler, state["scheduler"], int(state["step"]), self.total_steps, path, self.log)
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
@@ -287,9 +292,10 @@ class Trainer:
 
 
 def run_experiment(cfg: ExperimentConfig, work_dir: str | Path | None = None, *, resume: bool | str = False,
-                   stop_after: int | None = None) -> dict[str, float]:
-    """Train ``cfg`` (optionally resuming) and return the final evaluation metrics."""
-    return Trainer(cfg, work_dir, resume=resume, stop_after=stop_after).fit()
+                   stop_after: int | None = None, overwrite: bool = False) -> dict[str, float]:
+    """Train ``cfg`` (optionally resuming; ``overwrite``: a fresh run may clear a used work dir)
+    and return the final evaluation metrics."""
+    return Trainer(cfg, work_dir, resume=resume, stop_after=stop_after, overwrite=overwrite).fit()
 
 
 def evaluate(cfg: ExperimentConfig, checkpoint: str | Path, out_dir: str | Path | None = None, *,

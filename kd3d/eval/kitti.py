@@ -18,6 +18,7 @@ reported with AP 0 (the devkit skips it); a class without valid GT gives NaN.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from kd3d.data.kitti_format import DIFFICULTIES, MAX_OCCLUSION, MAX_TRUNCATION, 
 from kd3d.data.kitti_format import read_split_file as read_split
 from kd3d.eval.kitti_match import ap_r11, ap_r40, eval_curves
 from kd3d.ops.iou3d import rect_intersection_aligned
+
+log = logging.getLogger(__name__)
 
 CLASSES = ("Car", "Pedestrian", "Cyclist")
 NEIGHBOUR = {"car": "van", "pedestrian": "person_sitting"}
@@ -221,5 +224,5 @@ def evaluate_kitti(gt_dir, result_dir, split_file=None, classes=CLASSES, out_dir
     if out_dir is not None:
         res.write(out_dir)
     if verbose:
-        print(res.format())
+        log.info("%s", res.format())
     return res

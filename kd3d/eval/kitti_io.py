@@ -8,6 +8,7 @@ from the projected corners, score). :func:`evaluate_engine_results` evaluates
 """
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import numpy as np
 from kd3d.data.kitti_format import DIFFICULTIES, format_label_line, read_calib
 from kd3d.data.kitti_format import image_shape as read_image_shape
 from kd3d.eval.kitti import evaluate_labels, load_labels
+
+log = logging.getLogger(__name__)
 
 
 def write_results(folder, frame_id: str, boxes, scores, names, calib, image_shape=None) -> Path:
@@ -56,7 +59,7 @@ def evaluate_engine_results(results: dict, dataset, out_dir=None, verbose: bool 
     if out_dir is not None:
         res.write(out_dir)
     if verbose:
-        print(res.format())
+        log.info("%s", res.format())
     flat = {}
     for cls, metrics in res.table.items():
         for m, recs in metrics.items():

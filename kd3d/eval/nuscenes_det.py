@@ -19,6 +19,7 @@ full pipeline incl. loading and filtering, see :mod:`kd3d.eval.nuscenes_gt`).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ import numpy as np
 
 from kd3d.eval.formats import NuscBoxes, quaternion_yaw
 from kd3d.structures.classes import NUSC_CLASS_RANGE, NUSC_DET_CLASSES
+
+log = logging.getLogger(__name__)
 
 DETECTION_CVPR_2019 = {
     "class_range": dict(NUSC_CLASS_RANGE),
@@ -324,5 +327,5 @@ def evaluate_nuscenes(nusc, split: str, results, out_dir=None, verbose: bool = T
     if out_dir is not None:
         result.write(out_dir)
     if verbose:
-        print(result.format())
+        log.info("%s", result.format())
     return result

@@ -13,12 +13,15 @@ class, are NaN and drop out); frequency-weighted IoU weights by GT points.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from kd3d.structures.classes import NUSC_LIDARSEG_CATEGORIES, NUSC_LIDARSEG_CLASSES, NUSC_LIDARSEG_FINE_TO_COARSE
+
+log = logging.getLogger(__name__)
 
 NUM_CLASSES = len(NUSC_LIDARSEG_CLASSES)  # 17 incl. ignore
 IGNORE = 0
@@ -157,8 +160,7 @@ def evaluate_lidarseg(nusc, split: str, results_dir, out_dir=None, verbose: bool
     if out_dir is not None:
         result.write(out_dir)
     if verbose:
-        print(f"nuScenes-lidarseg evaluation for {split} ({len(tokens)} scans)")
-        print(result.format())
+        log.info("nuScenes-lidarseg evaluation for %s (%d scans)\n%s", split, len(tokens), result.format())
     return result
 
 
