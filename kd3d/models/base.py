@@ -19,6 +19,10 @@ key                meaning
 ``voxel_logits``   SparseConvTensor of per-voxel logits (segmenters)
 =================  ==========================================================================
 
+Every model declares its features with ``feature_specs() -> dict[str, FeatureSpec]``
+(:mod:`kd3d.models.specs`: channels, kind, stride, BEV grid per key); distillation reads channel
+counts and layouts from it.
+
 ``preds`` holds whatever the model's ``loss()`` and ``predict()`` need (raw head outputs).
 ``loss(output, batch) -> dict[str, Tensor]`` (keys without prefix; the caller sums them) and
 ``predict(output, batch) -> list[dict]`` (one per sample) are separate methods.
@@ -35,6 +39,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from kd3d.models.specs import FeatureSpec
+
 
 @dataclass
 class ModelOutput:
@@ -43,7 +49,7 @@ class ModelOutput:
 
 
 class BaseModel(nn.Module):
-    """Base class: subclasses implement ``forward``, ``loss`` and ``predict``.
+    """Base class: subclasses implement ``forward``, ``feature_specs``, ``loss`` and ``predict``.
 
     ``bev_grid`` (:class:`kd3d.structures.BEVGrid`) is the grid of ``feats['bev_neck']`` for
     detectors (None for segmenters).
@@ -54,6 +60,10 @@ class BaseModel(nn.Module):
 
     def forward(self, batch) -> ModelOutput:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def feature_specs(self) -> dict[str, FeatureSpec]:  # pragma: no cover - interface
+        """One :class:`FeatureSpec` per key of ``forward(batch).feats``."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare feature_specs()")
 
     def loss(self, output: ModelOutput, batch) -> dict[str, torch.Tensor]:  # pragma: no cover
         raise NotImplementedError

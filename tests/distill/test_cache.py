@@ -1,4 +1,6 @@
 """Teacher cache: build once, replay without the teacher, invalidation, atomicity, corruption."""
+import dataclasses
+
 import pytest
 import torch
 from helpers import train_steps
@@ -125,3 +127,68 @@ def test_region_cropped_cache_keeps_foreground_only(tmp_path):
     la, lb = d_full(batch), d_crop(batch)
     for k in la:
         assert lb[k].item() == pytest.approx(la[k].item(), rel=1e-5), k
+
+
+def test_overwritten_bytes_fail_the_checksum(tmp_path):
+    """64 bytes of an entry's tensor data overwritten (the file still unpickles): the read names
+    the file instead of replaying NaNs into the loss."""
+    teacher, terms, _ = _setup()
+    cache = TeacherCache.for_teacher(tmp_path, teacher, terms)
+    batch = make_batch(0)
+    cache.build(teacher, [batch])
+    path = cache.path("tok0_0")
+    stored = torch.load(path, weights_only=True)["feats"]["bev_neck"]["data"]
+    data = bytearray(path.read_bytes())
+    at = data.find(stored.numpy().tobytes()[:256])
+    assert at > 0
+    data[at + 64:at + 128] = b"\xff" * 64  # float16 0xffff = NaN
+    path.write_bytes(bytes(data))
+    assert torch.isnan(torch.load(path, weights_only=True)["feats"]["bev_neck"]["data"]).any()  # loads silently
+    with pytest.raises(CacheCorruptError, match=r"tok0_0\.pt.*checksum"):
+        cache.read("tok0_0")
+    with pytest.raises(CacheCorruptError, match=r"tok0_0\.pt"):
+        cache.output_for(batch)
+
+
+class _KeyPointNet(TinySparseNet):
+    """TinySparseNet with its per-key-point features under a name without the ``point_`` prefix."""
+
+    def forward(self, batch):
+        out = super().forward(batch)
+        out.feats["pts"] = out.feats.pop("point_feats")
+        return out
+
+    def feature_specs(self):
+        specs = super().feature_specs()
+        specs["pts"] = specs.pop("point_feats")
+        return specs
+
+
+def test_split_follows_the_spec_not_the_name_or_shape(tmp_path):
+    """Key-point rows (250 + 150) of a feature not named ``point_*`` are split by the samples'
+    key-point counts: replaying the second sample alone gives exactly its own rows."""
+    from kd3d.distill.methods.generic import generic_terms
+    from kd3d.structures.sample import collate
+
+    torch.manual_seed(0)
+    teacher = _KeyPointNet(width=8).eval()
+    terms, _ = generic_terms(terms=[{"name": "fit", "loss": "mse", "student_key": "pts", "teacher_key": "pts"}])
+    s0, s1 = make_batch(0, num_samples=1, num_points=300).samples[0], make_batch(1, num_samples=1, num_points=200).samples[0]
+    cache = TeacherCache.for_teacher(tmp_path, teacher, terms)
+    assert cache.build(teacher, [collate([s0, s1])]) == 2
+    alone = collate([s1])
+    ref, rep = teacher(alone).feats["pts"], cache.output_for(alone).feats["pts"]
+    assert rep.shape == ref.shape == (150, 8)
+    assert torch.allclose(rep, ref, atol=1e-2)
+
+
+def test_feature_without_spec_or_with_wrong_rows_is_an_error(tmp_path):
+    teacher, terms, _ = _setup()
+    cache = TeacherCache(tmp_path, fingerprint="f", keys=["bev_neck"], specs={})
+    with pytest.raises(ValueError, match="no feature spec for 'bev_neck'"):
+        cache.fill(teacher, make_batch(0))
+    spec = teacher.feature_specs()["bev_neck"]
+    wrong = TeacherCache(tmp_path / "w", fingerprint="f", keys=["bev_neck"],
+                         specs={"bev_neck": dataclasses.replace(spec, kind="key_point", grid=None)})
+    with pytest.raises(ValueError, match="'bev_neck' .*key_point.* has 2 rows"):
+        wrong.fill(teacher, make_batch(0))

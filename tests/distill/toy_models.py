@@ -15,6 +15,7 @@ from torch import nn
 
 from kd3d.distill.bev_targets import batch_gaussian_heatmaps
 from kd3d.models.base import BaseModel, ModelOutput
+from kd3d.models.specs import FeatureSpec, sparse_spec
 from kd3d.ops.spconv import Voxelizer, get_spconv, sparse_tensor, subm_conv3d
 from kd3d.structures import BEVGrid
 from kd3d.structures.boxes import Boxes3D
@@ -49,6 +50,14 @@ class TinyBEVDetector(BaseModel):
         self.neck = _block(3 * width, 2 * width)
         self.drop = nn.Dropout(dropout)
         self.head = nn.ModuleDict({"heatmap": nn.Conv2d(2 * width, num_classes, 1), "reg": nn.Conv2d(2 * width, 10, 1)})
+        self.width, self.num_classes = width, num_classes
+
+    def feature_specs(self):
+        g, w = self.bev_grid, self.width
+        return {"bev": FeatureSpec(w, "bev", 1, grid=g), "bev_stage1": FeatureSpec(w, "bev", 1, grid=g),
+                "bev_stage2": FeatureSpec(2 * w, "bev", 2, grid=g.scaled(2)),
+                "bev_neck": FeatureSpec(2 * w, "bev", 1, grid=g),
+                "heatmap": FeatureSpec(self.num_classes, "bev", 1, grid=g), "reg": FeatureSpec(10, "bev", 1, grid=g)}
 
     def forward(self, batch) -> ModelOutput:
         bev = self.stem(bev_occupancy(batch.points, self.bev_grid))
@@ -84,6 +93,16 @@ class TinySparseNet(BaseModel):
         self.conv = get_spconv().SparseSequential(subm_conv3d(5, width, 3, indice_key="s1"), nn.BatchNorm1d(width),
                                                   nn.ReLU())
         self.cls = nn.Linear(width, num_classes)
+        self.width, self.num_classes = width, num_classes
+
+    def feature_specs(self):
+        vox = sparse_spec(self.width, point_range=self.RANGE, spatial_shape=self.voxelizer.spatial_shape, stride=1,
+                          voxel_size=self.VOXEL)
+        return {"voxel": vox, "voxel_logits": sparse_spec(self.num_classes, point_range=self.RANGE,
+                                                          spatial_shape=self.voxelizer.spatial_shape, stride=1,
+                                                          voxel_size=self.VOXEL),
+                "point_feats": FeatureSpec(self.width, "key_point"),
+                "point_logits": FeatureSpec(self.num_classes, "key_point")}
 
     def forward(self, batch) -> ModelOutput:
         key = [s.num_key_points for s in batch.samples]

@@ -48,7 +48,8 @@ class SparseEncoder(nn.Module):
     (applied to every count, so 0.5 / 0.25 students keep the same architecture).
 
     Attributes: ``bev_channels`` = out_channels * D_out (channels of the dense BEV map),
-    ``stride`` = 8, ``bev_shape`` = (Y / 8, X / 8).
+    ``stride`` = 8, ``bev_shape`` = (Y / 8, X / 8), ``voxel_shape`` = (Z_4, Y / 8, X / 8) spatial
+    shape of the stage-4 ``voxel`` output (``channels[3]`` features).
     """
 
     def __init__(self, *, in_channels: int, spatial_shape: Sequence[int], base_channels=(16, 32, 64, 128),
@@ -84,6 +85,7 @@ class SparseEncoder(nn.Module):
         z = _conv_out_len(Z, 3, 2, 1)
         z = _conv_out_len(z, 3, 2, 1)
         z = _conv_out_len(z, 3, 2, 0)
+        self.voxel_shape = (z, Y // 8, X // 8)  # stage 4 (the ``voxel`` feature), (Z, Y, X)
         z = _conv_out_len(z, 3, 2, 0)
         if z < 1:
             raise ValueError(f"SparseEncoder: Z = {Z} voxels is too few for the SECOND layout (need >= 25)")

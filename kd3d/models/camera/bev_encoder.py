@@ -35,6 +35,7 @@ class BEVEncoder(nn.Module):
         self.lateral = nn.ModuleList(conv_bn_relu(c, out_channels // len(channels), 1) for c in channels)
         self.fuse = conv_bn_relu(out_channels // len(channels) * len(channels), out_channels, 3)
         self.strides = tuple(strides)
+        self.channels = tuple(channels)
         self.out_channels = out_channels
         self.neck_stride = strides[0]
 

@@ -23,6 +23,7 @@ from kd3d.models.camera.backbone import FPN16, ResNet
 from kd3d.models.camera.bev_encoder import BEVEncoder
 from kd3d.models.camera.view_transformer import DepthBins, LSSViewTransformer, depth_loss, depth_targets
 from kd3d.models.heads.center_head import CenterHead
+from kd3d.models.specs import FeatureSpec, head_specs
 from kd3d.structures.bev import BEVGrid
 
 
@@ -36,6 +37,12 @@ class CameraToBEV(nn.Module):
         super().__init__()
         self.backbone, self.neck, self.view_transformer = backbone, neck, view_transformer
         self.out_channels = view_transformer.out_channels
+
+    def feature_specs(self) -> dict[str, FeatureSpec]:
+        """``bev`` (pooled map on the view transformer's grid) and ``depth`` (per camera image)."""
+        vt = self.view_transformer
+        return {"bev": FeatureSpec(self.out_channels, "bev", 1, grid=vt.grid),
+                "depth": FeatureSpec(vt.bins.num, "image", vt.stride)}
 
     def forward(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         images = batch.images
@@ -82,6 +89,19 @@ class CameraBEVDet(CameraHeadLosses, BaseModel):
         self.depth_loss_weight = float(depth_loss_weight)
         self.bev_grid = head.grid
         self.class_names = head.class_names
+
+    def feature_specs(self) -> dict[str, FeatureSpec]:
+        """``bev``, ``depth`` (camera branch), ``bev_stage{k}`` and ``bev_neck`` (BEV encoder, on
+        the pooling grid scaled by the cumulative strides), ``heatmap`` and ``reg`` (head grid)."""
+        specs = self.camera.feature_specs()
+        grid, stride = specs["bev"].grid, 1
+        for k, (c, s) in enumerate(zip(self.bev_encoder.channels, self.bev_encoder.strides), start=1):
+            stride *= s
+            specs[f"bev_stage{k}"] = FeatureSpec(c, "bev", stride, grid=grid.scaled(stride))
+        neck_stride = self.bev_encoder.neck_stride
+        specs["bev_neck"] = FeatureSpec(self.bev_encoder.out_channels, "bev", neck_stride, grid=self.head.grid)
+        specs.update(head_specs(self.head, neck_stride))
+        return specs
 
     def forward(self, batch) -> ModelOutput:
         bev, depth = self.camera(batch)

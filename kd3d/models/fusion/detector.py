@@ -21,7 +21,9 @@ from kd3d.models.backbones.second import SECONDBackbone
 from kd3d.models.base import BaseModel, ModelOutput
 from kd3d.models.camera.student import CameraHeadLosses, CameraToBEV
 from kd3d.models.heads.center_head import CenterHead
+from kd3d.models.lidar.detector import backbone_specs
 from kd3d.models.necks.second_fpn import SECONDFPN
+from kd3d.models.specs import FeatureSpec
 
 
 class ConvFuser(nn.Module):
@@ -91,6 +93,17 @@ class FusionCenterPoint(CameraHeadLosses, BaseModel):
             mapped[name] = v
         self.load_state_dict(mapped, strict=False)
         return [k for k in own if k not in mapped]
+
+    def feature_specs(self) -> dict[str, FeatureSpec]:
+        """The LiDAR encoder's features (its ``bev`` as ``bev_lidar``), the camera branch's
+        ``bev`` (as ``bev_camera``) and ``depth``, the fused ``bev`` and the stages, neck and head."""
+        lidar = self.lidar_encoder.feature_specs()
+        cam = self.camera.feature_specs()
+        specs = {k: v for k, v in lidar.items() if k != "bev"}
+        bev = lidar["bev"]
+        specs.update(bev_lidar=bev, bev_camera=FeatureSpec(cam["bev"].channels, "bev", bev.stride, grid=bev.grid),
+                     depth=cam["depth"], bev=FeatureSpec(self.fuser.out_channels, "bev", bev.stride, grid=bev.grid))
+        return backbone_specs(specs, self.backbone, self.neck, self.head)
 
     def forward(self, batch) -> ModelOutput:
         if not batch.points:

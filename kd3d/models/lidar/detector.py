@@ -10,6 +10,8 @@ Named features (``ModelOutput.feats``):
 ``voxel``       SparseConvTensor. Voxel encoder: the last sparse stage (stride 8, before the
                 out conv); pillar encoder: the (V, C) pillar features on the (1, ny, nx)
                 pillar grid (stride 1)
+``voxel_num_points`` SparseConvTensor (V, 1): points the voxelizer kept per voxel / pillar
+                (capped at its max points per voxel), on the voxelizer grid; no gradient
 ``bev``         (B, C, H0, W0) dense BEV map entering the 2D backbone (on ``encoder.bev_grid``)
 ``bev_stage{k}`` (B, C_k, H0 / S_k, W0 / S_k) 2D backbone stage outputs, k = 1, 2, ...
 ``bev_neck``    (B, C_neck, H, W) neck output = head input, on ``self.bev_grid``
@@ -26,6 +28,7 @@ from kd3d.models.backbones.second import SECONDBackbone
 from kd3d.models.base import BaseModel, ModelOutput
 from kd3d.models.heads.center_head import CenterHead
 from kd3d.models.necks.second_fpn import SECONDFPN
+from kd3d.models.specs import FeatureSpec, head_specs
 
 
 class LidarCenterPoint(BaseModel):
@@ -48,6 +51,12 @@ class LidarCenterPoint(BaseModel):
         self.encoder, self.backbone, self.neck, self.head = encoder, backbone, neck, head
         self.bev_grid = head.grid
         self.class_names = head.class_names
+
+    def feature_specs(self) -> dict[str, FeatureSpec]:
+        """Specs of every ``feats`` key (see the module docstring): the encoder's ``voxel`` and
+        ``bev``, the backbone stages on the encoder grid scaled by their strides, ``bev_neck``,
+        ``heatmap`` and ``reg`` on the head grid."""
+        return backbone_specs(self.encoder.feature_specs(), self.backbone, self.neck, self.head)
 
     def forward(self, batch) -> ModelOutput:
         """batch: :class:`kd3d.structures.sample.Batch` (uses ``batch.points``)."""
@@ -76,3 +85,16 @@ class LidarCenterPoint(BaseModel):
     def predict(self, output: ModelOutput, batch=None) -> list[dict]:
         """Per-sample {"boxes": Boxes3D (LiDAR frame), "scores", "labels", "attrs"} (numpy)."""
         return self.head.decode(output.preds)
+
+
+def backbone_specs(specs: dict, backbone: SECONDBackbone, neck: SECONDFPN, head: CenterHead) -> dict[str, FeatureSpec]:
+    """``specs`` (with the ``bev`` input map) plus ``bev_stage{k}``, ``bev_neck``, ``heatmap``
+    and ``reg`` of a SECOND backbone + FPN + CenterHead stack (LiDAR and fusion detectors)."""
+    out = dict(specs)
+    bev = specs["bev"]
+    for k, (c, s) in enumerate(zip(backbone.out_channels_list, backbone.strides), start=1):
+        out[f"bev_stage{k}"] = FeatureSpec(c, "bev", bev.stride * s, grid=bev.grid.scaled(s))
+    stride = bev.stride * neck.stride
+    out["bev_neck"] = FeatureSpec(neck.out_channels_total, "bev", stride, grid=head.grid)
+    out.update(head_specs(head, stride))
+    return out

@@ -13,6 +13,7 @@ never predicted).
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import torch
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from kd3d.models.base import BaseModel, ModelOutput
 from kd3d.models.heads.seg_head import SegHead
 from kd3d.models.seg.sparse_unet import SparseUNet, voxelize_points
+from kd3d.models.specs import FeatureSpec, sparse_spec
 from kd3d.structures.classes import NUSC_LIDARSEG_CLASSES
 
 SEG_SCALES = {
@@ -55,6 +57,19 @@ class LidarSegmenter(BaseModel):
         self.class_names = tuple(class_names)
         if head.num_classes != len(self.class_names):
             raise ValueError(f"LidarSegmenter: head has {head.num_classes} classes, class_names {len(self.class_names)}")
+
+    def feature_specs(self) -> dict[str, FeatureSpec]:
+        """``voxel``/``voxel_logits`` on the cubic voxel grid, ``voxel_bottleneck`` on the
+        deepest UNet level, ``point_feats``/``point_logits`` one row per input point."""
+        unet, pr = self.unet, self.point_range
+        voxel = sparse_spec(unet.out_channels, point_range=pr, spatial_shape=unet.spatial_shape, stride=1,
+                            voxel_size=self.voxel_size)
+        return {"voxel": voxel,
+                "voxel_bottleneck": sparse_spec(unet.channels[-1], point_range=pr, spatial_shape=unet.bottleneck_shape,
+                                                stride=unet.bottleneck_stride),
+                "point_feats": FeatureSpec(unet.out_channels, "point"),
+                "point_logits": FeatureSpec(self.head.num_classes, "point"),
+                "voxel_logits": dataclasses.replace(voxel, channels=self.head.num_classes)}
 
     def forward(self, batch) -> ModelOutput:
         device = next(self.parameters()).device

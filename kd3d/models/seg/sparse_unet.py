@@ -97,6 +97,11 @@ class SparseUNet(nn.Module):
                 sp.SparseInverseConv3d(c[k], c[k - 1], 3, indice_key=f"down{k}", bias=False), *_bn_relu(c[k - 1])))
             self.fuse.append(_subm_block(2 * c[k - 1], c[k - 1], f"subm{k - 1}"))
         self.out_channels = c[0]
+        shape = self.spatial_shape
+        for _ in range(len(c) - 1):  # stride-2, kernel-3, padding-1 sparse convs
+            shape = tuple((n - 1) // 2 + 1 for n in shape)
+        self.bottleneck_shape = shape  # (Z, Y, X) of the deepest level (``c[-1]`` channels)
+        self.bottleneck_stride = 2 ** (len(c) - 1)
 
     def forward(self, voxel_features: torch.Tensor, coords: torch.Tensor, batch_size: int) -> dict:
         """voxel_features (V, C_in), coords (V, 4) int32 ``b z y x`` -> {"voxel": SparseConvTensor
