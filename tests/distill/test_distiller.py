@@ -42,15 +42,20 @@ def test_distiller_keeps_no_outputs_of_a_step():
     d = _distiller()
     opt = torch.optim.SGD(d.trainable_parameters(), lr=0.1)
     refs = []
+
+    def watch(module, inputs, out):
+        refs.extend([weakref.ref(out), *(weakref.ref(v) for v in out.feats.values())])
+
+    d.student.register_forward_hook(watch)
+    d.teacher.register_forward_hook(watch)
     for step in range(2):
-        losses, s_out, t_out = d.forward_with_outputs(make_batch(step))
-        refs += [weakref.ref(s_out.feats["bev_neck"]), weakref.ref(t_out.feats["bev_neck"]),
-                 weakref.ref(s_out), weakref.ref(t_out)]
+        losses = d(make_batch(step))
         opt.zero_grad()
         Distiller.total_loss(losses).backward()
         opt.step()
-        del losses, s_out, t_out
+        del losses
         gc.collect()
+        assert len(refs) > 2 * (step + 1)  # both outputs and their features were watched
         assert all(r() is None for r in refs), "a step's output is still referenced after the step"
     assert not any(isinstance(v, ModelOutput) for v in vars(d).values())
 
