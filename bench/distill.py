@@ -12,8 +12,9 @@ For a suite (teacher, baseline student config, distillation configs) this script
 
 Suites::
 
-    toy           configs/toy.py teacher (16 ch) -> 8-channel student: FitNet+CWD, DistillBEV
-                  (engine's in-memory toy dataset; minutes on a laptop CPU)
+    toy           the toy rig's teacher (16 ch) -> 8-channel student: FitNet+CWD, DistillBEV
+                  (kd3d.testing's in-memory toy dataset; minutes on a laptop CPU; configs named
+                  ``toy/NAME`` are kd3d/testing/toy_configs/NAME.py, not shipped experiments)
     synth-camera  synth/lidar_teacher -> synth/camera_student: BEVDistill, DistillBEV, UniDistill
     synth-lidar   synth/lidar_teacher -> synth/lidar_student_050: PointDistiller (SECOND setting)
     synth-lidar-025  synth/lidar_teacher -> synth/lidar_student_025: PointDistiller (SECOND setting)
@@ -42,13 +43,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SUITES = {
-    "toy": {"teacher": "toy", "baseline": "distill/toy_fitnet",
-            "methods": {"FitNet+CWD": "distill/toy_fitnet", "DistillBEV": "distill/toy_distillbev"},
+    "toy": {"teacher": "toy/toy", "baseline": "toy/distill_fitnet",
+            "methods": {"FitNet+CWD": "toy/distill_fitnet", "DistillBEV": "toy/distill_distillbev"},
             "metric": "ap", "note": "engine's in-memory toy dataset (16 scenes, one class), centre-distance AP "
-                                    "(kd3d.engine.toy); a check of the distillation pipeline, not a paper number"},
+                                    "(kd3d.testing.toy); a check of the distillation pipeline, not a paper number"},
     "synth-camera": {"teacher": "synth/lidar_teacher", "baseline": "synth/camera_student",
                      "methods": {"BEVDistill": "synth/distill_bevdistill", "DistillBEV": "synth/distill_distillbev",
-                                 "UniDistill": "synth/camera_student_unidistill"}, "metric": "NDS"},
+                                 "UniDistill": "synth/distill_unidistill"}, "metric": "NDS"},
     "synth-lidar": {"teacher": "synth/lidar_teacher", "baseline": "synth/lidar_student_050",
                     "methods": {"PointDistiller": "synth/distill_pointdistiller"}, "metric": "NDS"},
     "synth-lidar-025": {"teacher": "synth/lidar_teacher", "baseline": "synth/lidar_student_025",
@@ -62,6 +63,17 @@ SUITES = {
 
 DATA_ROOT = ""  # --data-root: replaces data.root of every config of a synth suite
 BEV_AUGS = ("GlobalRotScaleTrans", "RandomFlip3D", "PointShuffle")  # change the teacher's input (or point order): no cache
+
+
+def _load(name: str, sets: list[str] | None = None):
+    """A suite's config by name; ``toy/NAME`` is the toy rig's ``kd3d/testing/toy_configs/NAME.py``."""
+    from kd3d.engine.config import load_config
+
+    if name.startswith("toy/"):
+        from kd3d.testing import toy_config_path
+
+        name = toy_config_path(name[len("toy/"):])
+    return load_config(name, sets)
 
 
 def _without_bev_aug(cfg):
@@ -80,7 +92,7 @@ def _quiet(cfg, *, seed: int, steps: int, ckpt: bool = True):
     rt = dataclasses.replace(cfg.runtime, progress=False, tensorboard=False, seed=seed, eval_interval=0,
                              ckpt_interval=steps if ckpt else 0)
     values = {"optim.max_steps": steps}
-    if DATA_ROOT and cfg.data.dataset != "toy":
+    if DATA_ROOT and not cfg.data.dataset.startswith("kd3d.testing."):
         values["data.root"] = DATA_ROOT
     return override(dataclasses.replace(cfg, runtime=rt), values)
 
@@ -182,10 +194,8 @@ def _heldout(cfg, run_dir: Path, log: Path, key: dict, args, out: Path | None = 
 def _teacher(suite: dict, args, log: Path) -> tuple[Path, dict | None]:
     """Train (or collect) the suite's teacher. Returns (work dir, record or None while another
     worker trains it)."""
-    from kd3d.engine.config import load_config
-
     work = Path(args.teacher_dir or Path(args.work_dir) / "teacher")
-    cfg = _quiet(load_config(suite["teacher"]), seed=0, steps=args.teacher_steps)
+    cfg = _quiet(_load(suite["teacher"]), seed=0, steps=args.teacher_steps)
     key = {"run": "teacher", "config": suite["teacher"], "steps": args.teacher_steps}
     if args.teacher_dir:  # a teacher trained elsewhere (e.g. by another suite): evaluate, never retrain
         from kd3d.engine.checkpoint import latest_checkpoint
@@ -354,7 +364,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     global DATA_ROOT
     DATA_ROOT = args.data_root
-    from kd3d.engine.config import load_config, override
+    from kd3d.engine.config import override
 
     suite = SUITES[args.suite]
     args.work_dir = args.work_dir or str(ROOT / "work_dirs" / f"bench_distill_{args.suite}")
@@ -389,7 +399,7 @@ def main(argv=None) -> int:
         return key
 
     def arm_config(label: str, seed: int):
-        return _quiet(load_config(configs[label], [f"{k}={v}" for k, v in arm_sets.get(label, {}).items()]),
+        return _quiet(_load(configs[label], [f"{k}={v}" for k, v in arm_sets.get(label, {}).items()]),
                       seed=seed, steps=args.steps, ckpt=False)
 
     def get_teacher():  # train/evaluate the teacher here, or wait for the worker doing it
@@ -428,7 +438,7 @@ def main(argv=None) -> int:
         hlog = work / "heldout.jsonl"
         pending: list[tuple] = []
         tkey = {"run": "teacher", "config": suite["teacher"], "steps": args.teacher_steps}
-        tcfg = _quiet(load_config(suite["teacher"]), seed=0, steps=args.teacher_steps)
+        tcfg = _quiet(_load(suite["teacher"]), seed=0, steps=args.teacher_steps)
         # the teacher's evaluation (and its lock) live in this suite's work dir: a teacher dir is
         # shared between suites, whose held-out logs are separate
         jobs_h = [("teacher", None, tcfg, teacher_dir, tkey)]

@@ -69,7 +69,7 @@ def measure(config_name: str, *, data_root: str, batches: int, batch_size: int, 
 
     from kd3d.distill.build import build_distiller
     from kd3d.distill.cache import TeacherCache
-    from kd3d.engine.builders import build_model
+    from kd3d.models.build import build_model
     from kd3d.engine.config import load_config, override
 
     cfg = load_config(config_name)

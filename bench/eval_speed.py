@@ -6,7 +6,7 @@ dense detector) go through
 
 * kd3d: :func:`kd3d.eval.nuscenes_det.evaluate_boxes` (matching, curves, AP, TP errors, summary);
 * nuscenes-devkit: its own ``accumulate`` for every class and threshold + ``calc_ap`` + ``calc_tp``
-  + ``DetectionMetrics`` on in-memory ``EvalBoxes`` (:func:`kd3d.eval.devkit_ref.devkit_metrics`).
+  + ``DetectionMetrics`` on in-memory ``EvalBoxes`` (:func:`kd3d.testing.devkit_ref.devkit_metrics`).
 
 Timed on both sides: the metric computation only, after loading and filtering (the filtering
 needs a ``NuScenes`` object; it is linear and cheap next to the matching). Building the devkit's
@@ -28,7 +28,7 @@ import time
 
 def bench_nuscenes(samples: int, n_gt: int, n_pred: int, skip_devkit: bool, seed: int = 0) -> int:
     from kd3d.eval.nuscenes_det import evaluate_boxes
-    from kd3d.eval.synth_det import make_case
+    from kd3d.testing.nuscenes_cases import make_case
 
     gt, pred = make_case(samples, n_gt, n_pred, seed=seed)
     print(f"nuScenes detection: {samples} samples, {len(gt)} GT, {len(pred)} predictions")
@@ -38,7 +38,7 @@ def bench_nuscenes(samples: int, n_gt: int, n_pred: int, skip_devkit: bool, seed
     print(f"  kd3d   : {t_ours:8.2f} s   mAP {ours.mean_ap:.6f}  NDS {ours.nds:.6f}")
     if skip_devkit:
         return 0
-    from kd3d.eval.devkit_ref import compare_summaries, devkit_metrics, to_eval_boxes
+    from kd3d.testing.devkit_ref import compare_summaries, devkit_metrics, to_eval_boxes
 
     ref, _, t_ref = devkit_metrics(to_eval_boxes(gt, True), to_eval_boxes(pred, False))
     print(f"  devkit : {t_ref:8.2f} s   mAP {ref['mean_ap']:.6f}  NDS {ref['nd_score']:.6f}")
@@ -50,7 +50,7 @@ def bench_nuscenes(samples: int, n_gt: int, n_pred: int, skip_devkit: bool, seed
 
 def bench_kitti(frames: int, seed: int = 0) -> int:
     from kd3d.eval.kitti import evaluate_kitti
-    from kd3d.eval.synth_kitti import write_kitti_case
+    from kd3d.testing.kitti_cases import write_kitti_case
 
     with tempfile.TemporaryDirectory() as tmp:
         gt_dir, res_dir, split = write_kitti_case(tmp, frames, seed=seed)

@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     from kd3d.eval.kitti import evaluate_kitti
-    from kd3d.eval.synth_kitti import write_kitti_case
+    from kd3d.testing.kitti_cases import write_kitti_case
 
     with tempfile.TemporaryDirectory() as tmp:
         g, r, s = write_kitti_case(tmp, args.frames, seed=args.seed, p_duplicate=0.3)

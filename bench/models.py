@@ -47,7 +47,8 @@ def _batches(cfg, n: int):
 
 
 def bench_train_step(name: str, data_root: str, steps: int, batch: int) -> dict:
-    from kd3d.engine.builders import TrainStep, build_model, build_optimizer
+    from kd3d.engine.builders import TrainStep, build_optimizer
+    from kd3d.models.build import build_model
     from kd3d.engine.config import load_config, override
 
     cfg = load_config(name)

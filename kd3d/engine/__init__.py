@@ -17,7 +17,7 @@ _EXPORTS = {
     "Trainer": "kd3d.engine.trainer", "run_experiment": "kd3d.engine.trainer",
     "evaluate": "kd3d.engine.trainer", "load_model_weights": "kd3d.engine.checkpoint",
     "latest_checkpoint": "kd3d.engine.checkpoint",
-    "build_model": "kd3d.engine.builders", "build_dataset": "kd3d.engine.builders",
+    "build_model": "kd3d.models.build", "build_dataset": "kd3d.engine.builders",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -74,9 +74,3 @@ def kitti_dataset(*, root, version, split, train, transforms=None, **kwargs):
         return KittiDataset(root, split, transforms=tf, **kwargs)
     except TypeError as exc:
         raise ConfigError(f"data.kwargs for kitti: {exc}") from exc
-
-
-def toy_dataset(*, root, version, split, train, **kwargs):
-    from kd3d.engine.toy import make_toy_dataset
-
-    return make_toy_dataset(split=split, **kwargs)

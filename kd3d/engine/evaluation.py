@@ -8,7 +8,6 @@ files (submission JSON, KITTI label files, lidarseg ``.bin`` files) under ``out_
 from __future__ import annotations
 
 import contextlib
-import importlib
 from pathlib import Path
 
 import torch
@@ -16,10 +15,10 @@ from torch import nn
 
 from kd3d.engine import dist
 from kd3d.engine.config import ConfigError
+from kd3d.registry import resolve
 
-# evaluator name -> "module:function"
+# evaluator name -> "module:function" (eval.evaluator may also be a "module:function" path)
 EVALUATORS: dict[str, str] = {
-    "toy": "kd3d.engine.toy:toy_evaluate",
     "nuscenes_det": "kd3d.engine.eval_adapters:nuscenes_det",
     "nuscenes_seg": "kd3d.engine.eval_adapters:nuscenes_seg",
     "kitti": "kd3d.engine.eval_adapters:kitti_det",
@@ -32,10 +31,8 @@ def no_evaluation(results, dataset, out_dir=None, **_) -> dict[str, float]:
 
 
 def get_evaluator(name: str):
-    if name not in EVALUATORS:
-        raise ConfigError(f"eval.evaluator: unknown name {name!r}; known: {sorted(EVALUATORS)}")
-    module, _, attr = EVALUATORS[name].partition(":")
-    return getattr(importlib.import_module(module), attr)
+    """The evaluator function ``EVALUATORS[name]`` (or the ``"module:function"`` in ``name``)."""
+    return resolve(EVALUATORS, name, "eval.evaluator")
 
 
 def autocast_context(device: torch.device, amp: str):

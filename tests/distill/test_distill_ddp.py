@@ -11,6 +11,7 @@ import torch
 from cli_runner import run_cli
 
 from kd3d.engine.checkpoint import latest_checkpoint, load_checkpoint
+from kd3d.testing import toy_config_path
 
 COMMON = ["--set", "optim.epochs=1", "--set", "model.kwargs.dropout=0.0", "--set", "data.train_kwargs={'augment': False}",
           "--set", "runtime.tensorboard=false", "--set", "runtime.ckpt_interval=0"]
@@ -21,11 +22,11 @@ def _run(args, cwd, nproc=1, bs=2):
 
 
 def test_distillation_ddp_two_processes_match_single(tmp_path):
-    _run(["train", "toy", "--work-dir", str(tmp_path / "teacher")], tmp_path)
+    _run(["train", toy_config_path(), "--work-dir", str(tmp_path / "teacher")], tmp_path)
     teacher = str(tmp_path / "teacher")
     distill = ["--set", f"distill.teacher_checkpoint={teacher}", "--set", "distill.warmup_steps=4"]
-    _run(["train", "distill/toy_fitnet", "--work-dir", str(tmp_path / "single"), *distill], tmp_path, nproc=1, bs=2)
-    _run(["train", "distill/toy_fitnet", "--work-dir", str(tmp_path / "ddp"), *distill], tmp_path, nproc=2, bs=1)
+    _run(["train", toy_config_path("distill_fitnet"), "--work-dir", str(tmp_path / "single"), *distill], tmp_path, nproc=1, bs=2)
+    _run(["train", toy_config_path("distill_fitnet"), "--work-dir", str(tmp_path / "ddp"), *distill], tmp_path, nproc=2, bs=1)
     a = load_checkpoint(latest_checkpoint(tmp_path / "single"))
     b = load_checkpoint(latest_checkpoint(tmp_path / "ddp"))
     assert a["step"] == b["step"] == 8 and b["world_size"] == 2

@@ -1,5 +1,5 @@
-"""Distillation through the training engine: teacher trained by ``kd3d train toy``, student by
-``configs/distill/*`` (the ``cfg.distill`` hook), checkpoints and evaluation of the student."""
+"""Distillation through the training engine: teacher = the toy rig config, students =
+``kd3d/testing/toy_configs/distill_*`` (the ``cfg.distill`` hook), checkpoints and evaluation of the student."""
 import dataclasses
 
 import pytest
@@ -8,6 +8,7 @@ import torch
 from kd3d.distill import DistillConfig
 from kd3d.engine.config import load_config, override
 from kd3d.engine.trainer import Trainer, evaluate, run_experiment
+from kd3d.testing import toy_config_path
 
 
 def _quiet(cfg, **values):
@@ -18,13 +19,13 @@ def _quiet(cfg, **values):
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory):
     work = tmp_path_factory.mktemp("toy_teacher")
-    run_experiment(_quiet(load_config("toy"), **{"optim.max_steps": 4, "runtime.ckpt_interval": 4}), work)
+    run_experiment(_quiet(load_config(toy_config_path()), **{"optim.max_steps": 4, "runtime.ckpt_interval": 4}), work)
     return work
 
 
-@pytest.mark.parametrize("config", ["distill/toy_fitnet", "distill/toy_distillbev"])
+@pytest.mark.parametrize("config", ["distill_fitnet", "distill_distillbev"])
 def test_train_student_through_engine(config, teacher_dir, tmp_path):
-    cfg = _quiet(load_config(config), **{"optim.max_steps": 3, "runtime.ckpt_interval": 3,
+    cfg = _quiet(load_config(toy_config_path(config)), **{"optim.max_steps": 3, "runtime.ckpt_interval": 3,
                                          "distill.teacher_checkpoint": str(teacher_dir)})
     assert isinstance(cfg.distill, DistillConfig)
     trainer = Trainer(cfg, tmp_path)
@@ -39,7 +40,7 @@ def test_train_student_through_engine(config, teacher_dir, tmp_path):
 
 
 def test_untrained_teacher_is_refused(tmp_path):
-    cfg = _quiet(load_config("distill/toy_fitnet"), **{"distill.teacher_checkpoint": ""})
+    cfg = _quiet(load_config(toy_config_path("distill_fitnet")), **{"distill.teacher_checkpoint": ""})
     with pytest.raises(ValueError, match="untrained teacher"):
         Trainer(cfg, tmp_path)
 
@@ -48,7 +49,7 @@ def test_cached_teacher_through_engine(teacher_dir, tmp_path):
     """cfg.distill.cache_dir: the first epoch fills the cache, later epochs replay it (toy data
     without augmentation); the trained student is identical in structure to the uncached one."""
     cache = tmp_path / "cache"
-    cfg = _quiet(load_config("distill/toy_fitnet"), **{"optim.max_steps": 16, "runtime.ckpt_interval": 16,
+    cfg = _quiet(load_config(toy_config_path("distill_fitnet")), **{"optim.max_steps": 16, "runtime.ckpt_interval": 16,
                                                       "distill.teacher_checkpoint": str(teacher_dir),
                                                       "distill.cache_dir": str(cache)})
     trainer = Trainer(cfg, tmp_path / "run")
@@ -57,10 +58,10 @@ def test_cached_teacher_through_engine(teacher_dir, tmp_path):
 
 
 def test_precomputed_cache_then_training_never_runs_the_teacher(teacher_dir, tmp_path, monkeypatch):
-    from kd3d.distill.cache import build_cache_for_config
+    from kd3d.engine.teacher_cache import build_cache_for_config
 
     cache = tmp_path / "cache"
-    cfg = _quiet(load_config("distill/toy_fitnet"), **{"optim.max_steps": 4, "runtime.ckpt_interval": 4,
+    cfg = _quiet(load_config(toy_config_path("distill_fitnet")), **{"optim.max_steps": 4, "runtime.ckpt_interval": 4,
                                                       "distill.teacher_checkpoint": str(teacher_dir),
                                                       "distill.cache_dir": str(cache)})
     assert build_cache_for_config(cfg) == 16
@@ -78,7 +79,7 @@ def test_engine_sets_step_for_distill_warmup(teacher_dir, tmp_path):
     """`--set distill.warmup_steps=...` reaches the Distiller and the trainer advances its step."""
     from kd3d.engine.config import load_config as load
 
-    cfg = load("distill/toy_fitnet", [f"distill.teacher_checkpoint={teacher_dir!s}", "distill.warmup_steps=10",
+    cfg = load(toy_config_path("distill_fitnet"), [f"distill.teacher_checkpoint={teacher_dir!s}", "distill.warmup_steps=10",
                                       "distill.max_ratio=0.5"])
     cfg = _quiet(cfg, **{"optim.max_steps": 3, "runtime.ckpt_interval": 0, "runtime.log_interval": 1})
     trainer = Trainer(cfg, tmp_path)

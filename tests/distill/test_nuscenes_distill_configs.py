@@ -32,7 +32,7 @@ from kd3d.distill.methods.distillbev import DistillBEVSpatialLoss  # noqa: E402
 from kd3d.distill.methods.pointdistiller import PointDistillerLoss  # noqa: E402
 from kd3d.distill.methods.pvd import AffinityDistillLoss  # noqa: E402
 from kd3d.distill.methods.unidistill import UNIDISTILL_WEIGHTS, KeypointRelationLoss  # noqa: E402
-from kd3d.engine.builders import build_model  # noqa: E402
+from kd3d.models.build import build_model  # noqa: E402
 from kd3d.engine.config import load_config  # noqa: E402
 from kd3d.models.base import ModelOutput  # noqa: E402
 from kd3d.ops.spconv import is_sparse_tensor  # noqa: E402

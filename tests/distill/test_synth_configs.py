@@ -12,12 +12,13 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 import real_models as rm  # noqa: E402
 
-from kd3d.engine.builders import build_model, build_train_module  # noqa: E402
+from kd3d.engine.builders import build_train_module  # noqa: E402
+from kd3d.models.build import build_model  # noqa: E402
 from kd3d.engine.config import load_config  # noqa: E402
 
 CONFIGS = ["synth/distill_bevdistill", "synth/distill_distillbev", "synth/distill_unidistill_fusion", "synth/distill_pointdistiller_025",
            "synth/distill_pointdistiller", "synth/distill_pointdistiller_pillar", "synth/distill_pvd",
-           "synth/camera_student_unidistill"]
+           "synth/distill_unidistill"]
 
 
 def _batch():

@@ -6,11 +6,12 @@ import dataclasses
 import torch
 
 from kd3d.engine.config import load_config, override
+from kd3d.testing import toy_config_path
 
 
 def toy_config(**values):
-    """configs/toy.py with quiet logging plus dotted overrides, e.g. ``toy_config(**{"optim.epochs": 2})``."""
-    cfg = load_config("toy")
+    """kd3d/testing/toy_configs/toy.py with quiet logging plus dotted overrides, e.g. ``toy_config(**{"optim.epochs": 2})``."""
+    cfg = load_config(toy_config_path())
     cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, progress=False, tensorboard=False))
     return override(cfg, values)
 

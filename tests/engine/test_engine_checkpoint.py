@@ -10,7 +10,7 @@ from kd3d.engine.checkpoint import (CheckpointError, atomic_save, capture_rng, c
                                     load_checkpoint, load_model_weights, load_state_dict_checked, prune_checkpoints,
                                     restore_rng)
 from kd3d.engine.data import ResumableSampler, SeededDataset
-from kd3d.engine.toy import ToyDataset
+from kd3d.testing.toy import ToyDataset
 
 
 def test_atomic_save_and_weights_only(tmp_path):

@@ -5,17 +5,21 @@ import pytest
 
 from kd3d.engine.config import (ConfigError, ExperimentConfig, apply_overrides, config_to_dict, load_config,
                                 override)
+from kd3d.testing import toy_config_path
+
+TOY = toy_config_path()
 
 
 def test_load_by_name_and_path():
-    a = load_config("toy")
-    b = load_config(str(load_config.__globals__["configs_dir"]() / "toy.py"))
+    a = load_config("synth/lidar_teacher")
+    b = load_config(str(load_config.__globals__["configs_dir"]() / "synth" / "lidar_teacher.py"))
     assert isinstance(a, ExperimentConfig) and a == b
-    assert a.model.name == "toy_bev"
+    assert a.model.name == "centerpoint_voxel"
+    assert load_config(TOY).model.name == "kd3d.testing.toy:make_toy_model"
 
 
 def test_typed_overrides():
-    cfg = load_config("toy", ["optim.lr=3e-3", "optim.epochs=5", "runtime.progress=false",
+    cfg = load_config(TOY, ["optim.lr=3e-3", "optim.epochs=5", "runtime.progress=false",
                               "optim.betas=(0.8, 0.9)", "model.kwargs.channels=8", "model.kwargs.new_key=abc",
                               "data.kwargs={'num_samples': 4}", "name=variant"])
     assert cfg.optim.lr == 3e-3 and isinstance(cfg.optim.lr, float)
@@ -25,7 +29,7 @@ def test_typed_overrides():
     assert cfg.model.kwargs == {"channels": 8, "dropout": 0.1, "new_key": "abc"}
     assert cfg.data.kwargs == {"num_samples": 4}
     assert cfg.name == "variant"
-    base = load_config("toy")
+    base = load_config(TOY)
     assert base.optim.lr == 1e-2, "overrides must not mutate the base config"
 
 
@@ -38,13 +42,13 @@ def test_typed_overrides():
 ])
 def test_override_errors(item, words):
     with pytest.raises(ConfigError) as err:
-        apply_overrides(load_config("toy"), [item])
+        apply_overrides(load_config(TOY), [item])
     for w in words:
         assert w in str(err.value)
 
 
 def test_variant_with_override_and_replace():
-    base = load_config("toy")
+    base = load_config(TOY)
     v = override(base, {"model.kwargs.channels": 4, "optim.max_steps": 3})
     v2 = dataclasses.replace(base, optim=dataclasses.replace(base.optim, max_steps=3),
                              model=dataclasses.replace(base.model, kwargs={**base.model.kwargs, "channels": 4}))
@@ -70,8 +74,8 @@ def test_bad_config_files(tmp_path):
 def test_cli_reports_config_errors(capsys, tmp_path):
     from kd3d.cli.main import main
 
-    assert main(["train", "toy", "--set", "optim.lrr=1", "--work-dir", str(tmp_path)]) == 2
+    assert main(["train", TOY, "--set", "optim.lrr=1", "--work-dir", str(tmp_path)]) == 2
     assert "unknown key 'lrr'" in capsys.readouterr().out
-    assert main(["test", "toy", "--checkpoint", str(tmp_path / "none.pth")]) == 2
+    assert main(["test", TOY, "--checkpoint", str(tmp_path / "none.pth")]) == 2
     assert "no such file" in capsys.readouterr().out
     assert main(["train", "no/such/config"]) == 2

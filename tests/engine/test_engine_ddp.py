@@ -9,6 +9,9 @@ import json
 from cli_runner import run_cli
 from engine_helpers import assert_state_equal
 from kd3d.engine.checkpoint import latest_checkpoint, load_checkpoint
+from kd3d.testing import toy_config_path
+
+TOY = toy_config_path()
 
 COMMON = ["--set", "optim.epochs=2", "--set", "model.kwargs.dropout=0.0", "--set", "data.train_kwargs={'augment': False}",
           "--set", "runtime.tensorboard=false", "--set", "runtime.ckpt_interval=0"]
@@ -19,8 +22,8 @@ def _run(args, tmp_path, name, nproc=1, bs=2):
 
 
 def test_ddp_two_processes_match_single(tmp_path):
-    _run(["train", "toy", "--work-dir", str(tmp_path / "single")], tmp_path, "single", nproc=1, bs=2)
-    _run(["train", "toy", "--work-dir", str(tmp_path / "ddp")], tmp_path, "ddp", nproc=2, bs=1)
+    _run(["train", TOY, "--work-dir", str(tmp_path / "single")], tmp_path, "single", nproc=1, bs=2)
+    _run(["train", TOY, "--work-dir", str(tmp_path / "ddp")], tmp_path, "ddp", nproc=2, bs=1)
     a = load_checkpoint(latest_checkpoint(tmp_path / "single"))
     b = load_checkpoint(latest_checkpoint(tmp_path / "ddp"))
     assert a["step"] == b["step"] == 16 and b["world_size"] == 2
@@ -35,8 +38,8 @@ def test_ddp_two_processes_match_single(tmp_path):
     # (15 val samples: the 2nd rank gets a padded duplicate) and the metrics are identical.
     ckpt = str(latest_checkpoint(tmp_path / "single"))
     extra = ["--set", "data.kwargs={'num_samples': 15}"]
-    t1 = _run(["test", "toy", "--checkpoint", ckpt, "--out", str(tmp_path / "t1"), *extra], tmp_path, "test1")
-    t2 = _run(["test", "toy", "--checkpoint", ckpt, "--out", str(tmp_path / "t2"), *extra], tmp_path, "test2", nproc=2)
+    t1 = _run(["test", TOY, "--checkpoint", ckpt, "--out", str(tmp_path / "t1"), *extra], tmp_path, "test1")
+    t2 = _run(["test", TOY, "--checkpoint", ckpt, "--out", str(tmp_path / "t2"), *extra], tmp_path, "test2", nproc=2)
     r1 = json.loads((tmp_path / "t1/metrics.json").read_text())
     r2 = json.loads((tmp_path / "t2/metrics.json").read_text())
     assert r1 == r2 and r1["num_dets"] > 0

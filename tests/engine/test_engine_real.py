@@ -99,7 +99,7 @@ def test_real_detector_resumes_exactly(synth_root, tmp_path):
 def test_camera_student_step_and_distill_hook(synth_root):
     from kd3d.distill import DistillConfig
 
-    cfg = _small(load_config("synth/camera_student_unidistill"), synth_root)
+    cfg = _small(load_config("synth/distill_unidistill"), synth_root)
     cfg = override(cfg, {"distill": DistillConfig(**{**cfg.distill.__dict__, "teacher_checkpoint": "",
                                                      "allow_untrained_teacher": True,
                                                      "teacher_kwargs": {"scale": "synthetic", "width": 0.25},

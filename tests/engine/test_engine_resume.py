@@ -11,6 +11,7 @@ import torch
 from engine_helpers import assert_state_equal, toy_config
 from kd3d.engine.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint
 from kd3d.engine.trainer import Trainer, run_experiment
+from kd3d.testing import toy_config_path
 
 # 16 samples / batch 2 = 8 steps per epoch; 3 epochs; dropout on; augmentation on.
 VALUES = {"optim.epochs": 3, "runtime.ckpt_interval": 4, "runtime.keep_checkpoints": 0}
@@ -66,7 +67,7 @@ def test_resume_after_sigkill(tmp_path):
     sets = ["--set", "optim.epochs=15", "--set", "runtime.ckpt_interval=10", "--set", "runtime.keep_checkpoints=0",
             "--set", "runtime.tensorboard=false", "--set", "runtime.eval_interval=0"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "kd3d.cli.main", "train", "toy", *sets]
+    cmd = [sys.executable, "-m", "kd3d.cli.main", "train", toy_config_path(), *sets]
     subprocess.run(cmd + ["--work-dir", str(tmp_path / "full")], check=True, env=env, capture_output=True,
                    timeout=120)
     proc = subprocess.Popen(cmd + ["--work-dir", str(tmp_path / "killed")], env=env,

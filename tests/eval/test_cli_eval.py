@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kd3d.cli.main import main
-from kd3d.eval.synth_kitti import write_kitti_case
+from kd3d.testing.kitti_cases import write_kitti_case
 
 
 def test_kitti_command(tmp_path, capsys):

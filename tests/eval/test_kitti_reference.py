@@ -7,7 +7,7 @@ from kd3d.eval.kitti import (
     MAX_OCCLUSION, MAX_TRUNCATION, MIN_HEIGHT, MIN_OVERLAP, NEIGHBOUR, _overlaps, evaluate_labels, load_labels,
     read_split,
 )
-from kd3d.eval.synth_kitti import write_kitti_case
+from kd3d.testing.kitti_cases import write_kitti_case
 
 NO_DET = -10000000.0
 

@@ -4,10 +4,10 @@ import pytest
 
 pytest.importorskip("nuscenes")
 
-from kd3d.eval.devkit_ref import compare_summaries, devkit_metrics, to_eval_boxes  # noqa: E402
+from kd3d.testing.devkit_ref import compare_summaries, devkit_metrics, to_eval_boxes  # noqa: E402
 from kd3d.eval.formats import NuscBoxes  # noqa: E402
 from kd3d.eval.nuscenes_det import evaluate_boxes, greedy_match  # noqa: E402
-from kd3d.eval.synth_det import make_case  # noqa: E402
+from kd3d.testing.nuscenes_cases import make_case  # noqa: E402
 from kd3d.structures.classes import NUSC_DET_CLASSES  # noqa: E402
 
 

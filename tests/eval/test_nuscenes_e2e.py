@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("nuscenes")
 
-from kd3d.eval.devkit_ref import compare_summaries  # noqa: E402
+from kd3d.testing.devkit_ref import compare_summaries  # noqa: E402
 from kd3d.eval.formats import to_submission  # noqa: E402
 from kd3d.eval.nuscenes_det import evaluate_nuscenes  # noqa: E402
 from kd3d.eval.nuscenes_gt import load_gt, split_sample_tokens  # noqa: E402

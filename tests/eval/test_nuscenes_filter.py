@@ -4,7 +4,7 @@ import pytest
 
 pytest.importorskip("nuscenes")
 
-from kd3d.eval.devkit_ref import to_eval_boxes  # noqa: E402
+from kd3d.testing.devkit_ref import to_eval_boxes  # noqa: E402
 from kd3d.eval.formats import NuscBoxes  # noqa: E402
 from kd3d.eval.nuscenes_gt import SceneInfo, filter_boxes, in_racks  # noqa: E402
 from kd3d.structures.classes import NUSC_CLASS_RANGE, NUSC_DET_CLASSES  # noqa: E402

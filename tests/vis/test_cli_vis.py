@@ -123,23 +123,17 @@ def test_bad_sample_index(vis_nusc):
 
 
 DISTILL_CONFIG = '''
-from kd3d.distill.distiller import Distiller
-from kd3d.distill.methods.bevdistill import bevdistill_terms
-from kd3d.engine.builders import build_model
+from kd3d.distill.config import DistillConfig
 from kd3d.engine.config import DataConfig, EvalConfig, ExperimentConfig, ModelConfig
+from kd3d.testing.toy import TOY_DATASET, TOY_EVALUATOR, TOY_MODEL
 
-
-class ToyDistill:
-    def build(self, *, student):
-        teacher = build_model(ModelConfig(name="toy_bev", kwargs={"channels": 8, "dropout": 0.0}))
-        terms, adapters = bevdistill_terms(student_channels=4, teacher_channels=8, instance_weight=0,
-                                           prediction_weight=0)
-        return Distiller(student=student, teacher=teacher, terms=terms, adapters=adapters)
-
-
-CONFIG = ExperimentConfig(name="toy_distill", data=DataConfig(dataset="toy", val_split="val", kwargs={"num_samples": 2}),
-                          model=ModelConfig(name="toy_bev", kwargs={"channels": 4, "dropout": 0.0}),
-                          eval=EvalConfig(evaluator="toy"), distill=ToyDistill())
+DISTILL = DistillConfig(method="bevdistill", teacher_model=TOY_MODEL, teacher_kwargs={"channels": 8, "dropout": 0.0},
+                        method_kwargs={"student_channels": 4, "teacher_channels": 8, "instance_weight": 0,
+                                       "prediction_weight": 0}, allow_untrained_teacher=True)
+CONFIG = ExperimentConfig(name="toy_distill", data=DataConfig(dataset=TOY_DATASET, val_split="val",
+                                                              kwargs={"num_samples": 2}),
+                          model=ModelConfig(name=TOY_MODEL, kwargs={"channels": 4, "dropout": 0.0}),
+                          eval=EvalConfig(evaluator=TOY_EVALUATOR), distill=DISTILL)
 '''
 
 
@@ -161,7 +155,8 @@ def test_distill_from_config_and_checkpoint(tmp_path):
 def test_distill_config_loads_matching_checkpoint(tmp_path):
     import torch
 
-    from kd3d.engine.builders import build_model, build_train_module
+    from kd3d.engine.builders import build_train_module
+    from kd3d.models.build import build_model
     from kd3d.engine.config import load_config
 
     cfg_path = tmp_path / "toy_distill.py"

@@ -4,6 +4,9 @@ They implement the real contracts (:class:`~kd3d.models.base.BaseModel`, dataset
 :class:`~kd3d.structures.sample.Sample`, evaluators returning a metrics dict), run in
 milliseconds on a CPU and include dropout, so the exact-resume and DDP tests exercise the RNG
 and gradient paths the real models use.
+
+They are not registered in the product's tables; configs name them by path:
+``model.name = TOY_MODEL``, ``data.dataset = TOY_DATASET``, ``eval.evaluator = TOY_EVALUATOR``.
 """
 from __future__ import annotations
 
@@ -13,11 +16,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from kd3d.models.base import BaseModel, ModelOutput
+from kd3d.models.specs import FeatureSpec
 from kd3d.structures.bev import BEVGrid
 from kd3d.structures.boxes import Boxes3D
 from kd3d.structures.sample import Sample
 
 CAR_SIZE = (4.5, 1.9, 1.6)
+
+TOY_MODEL = "kd3d.testing.toy:make_toy_model"
+TOY_DATASET = "kd3d.testing.toy:make_toy_dataset"
+TOY_EVALUATOR = "kd3d.testing.toy:toy_evaluate"
 
 
 class ToyDataset:
@@ -74,7 +82,7 @@ class ToyDataset:
 
 def make_toy_dataset(*, split: str, num_samples: int = 16, seed: int = 0, augment: bool | None = None,
                      **_) -> ToyDataset:
-    """Dataset factory (``data.dataset = "toy"``); ``root``/``version`` are ignored."""
+    """Dataset factory (``data.dataset = TOY_DATASET``); ``root``/``version``/``train`` are ignored."""
     return ToyDataset(num_samples, seed=seed, split=split, augment=augment)
 
 
@@ -95,6 +103,13 @@ class ToyBEVDetector(BaseModel):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
         self.head = nn.Conv2d(channels, 1, 1)
         nn.init.constant_(self.head.bias, -2.0)
+        self.channels = channels
+
+    def feature_specs(self) -> dict[str, FeatureSpec]:
+        """``bev`` (2: log count, mean z), ``bev_neck`` (C) and ``heatmap`` (1), all on ``bev_grid``."""
+        g = self.bev_grid
+        return {"bev": FeatureSpec(2, "bev", 1, grid=g), "bev_neck": FeatureSpec(self.channels, "bev", 1, grid=g),
+                "heatmap": FeatureSpec(1, "bev", 1, grid=g)}
 
     def _scatter(self, points: torch.Tensor) -> torch.Tensor:
         g = self.bev_grid
@@ -153,6 +168,7 @@ class ToyBEVDetector(BaseModel):
 
 
 def make_toy_model(**kwargs) -> ToyBEVDetector:
+    """Model factory (``model.name = TOY_MODEL``)."""
     return ToyBEVDetector(**kwargs)
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kd3d.data.kitti_format import format_label_line, write_split_file
+
 _TYPES = ("Car", "Car", "Car", "Van", "Pedestrian", "Pedestrian", "Person_sitting", "Cyclist", "Truck", "Misc",
           "DontCare")
 _DIMS = {"Car": (1.5, 1.6, 3.9), "Van": (2.2, 1.9, 5.0), "Pedestrian": (1.75, 0.6, 0.8),
@@ -19,9 +21,7 @@ _DIMS = {"Car": (1.5, 1.6, 3.9), "Van": (2.2, 1.9, 5.0), "Pedestrian": (1.75, 0.
 
 
 def _line(typ, trunc, occ, alpha, bbox, dims, loc, ry, score=None) -> str:
-    f = f"{typ} {trunc:.2f} {occ:d} {alpha:.2f} {bbox[0]:.2f} {bbox[1]:.2f} {bbox[2]:.2f} {bbox[3]:.2f} " \
-        f"{dims[0]:.2f} {dims[1]:.2f} {dims[2]:.2f} {loc[0]:.2f} {loc[1]:.2f} {loc[2]:.2f} {ry:.2f}"
-    return f if score is None else f + f" {score:.4f}"
+    return format_label_line(typ, trunc, occ, alpha, bbox, dims, loc, ry, score)
 
 
 def _object(rng, typ):
@@ -88,5 +88,5 @@ def write_kitti_case(out_dir, frames: int, seed: int = 0, objects: int = 8, p_de
             _line(d["typ"], -1, -1, d["alpha"], d["bbox"], d["dims"], d["loc"], d["ry"], d["score"]) + "\n"
             for d in dets))
     split = out / "val.txt"
-    split.write_text("\n".join(ids) + "\n")
+    write_split_file(split, ids)
     return gt_dir, res_dir, split

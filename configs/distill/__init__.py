@@ -1,1 +1,0 @@
-"""Distillation experiment configs (teacher -> student, one file per experiment)."""

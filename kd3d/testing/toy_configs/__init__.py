@@ -1,0 +1,1 @@
+"""Experiment configs of the toy rig (tests and the toy bench suite only)."""
