@@ -2,11 +2,15 @@
 (the paper's PointPillars compression ratio).
 
 Pair: teacher ``nuscenes/centerpoint_pillar02`` (1.0x) -> student ``nuscenes/pillar02_w050``
-(0.5x channels, same architecture and 0.2 m pillar grid). One term, weight 1.0, on the
-scattered pillar map ``bev`` (512 x 512, 32 -> 64 channels; per-side edge convs to 64 graph
-channels, no adapter): top N 6000 cells by the teacher's channel max, kNN graph with K 128 in
-teacher feature space, reweighting tau 1e-2 (``preset="pointpillars"``: the paper's
-PointPillars setting). Same data as the teacher (10 sweeps).
+(0.5x channels, same architecture and 0.2 m pillar grid). One term, weight 1.0, on the pillar
+features ``voxel`` before the scatter to BEV (channels from the models' feature specs;
+per-side edge convs to 64 graph channels, no adapter): top N 6000 pillars per sample by the
+points the voxelizer kept (at most 20 per pillar), kNN graph with K 128 in teacher feature
+space among all pillars of the sample (the centre first), per-edge loss, reweighting
+``N softmax(count / 1e-2)`` (``preset="pointpillars"``: the paper's PointPillars setting).
+Option: ``feature_key="bev"`` (the scattered map, channel-max importance). Term by term
+against the paper and the authors' code: docs/methods.md (PointDistiller). Same data as the
+teacher (10 sweeps).
 
 Train the teacher first; its work dir is the checkpoint::
 
@@ -24,7 +28,6 @@ CONFIG = override(STUDENT, {
     "distill": DistillConfig(
         method="pointdistiller", teacher_model=TEACHER.model.name, teacher_kwargs=dict(TEACHER.model.kwargs),
         teacher_checkpoint=f"work_dirs/{TEACHER.name}",
-        method_kwargs={"student_channels": 32, "teacher_channels": 64, "feature_key": "bev",
-                       "preset": "pointpillars", "weight": 1.0},
+        method_kwargs={"feature_key": "voxel", "preset": "pointpillars", "weight": 1.0},
     ),
 })

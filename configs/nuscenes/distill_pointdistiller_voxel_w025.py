@@ -3,11 +3,10 @@
 
 Pair: teacher ``nuscenes/centerpoint_voxel01`` (1.0x) -> student
 ``nuscenes/centerpoint_voxel01_w025`` (0.25x channels, same architecture and voxel grid).
-One term, weight 1.0, on the last sparse stage ``voxel`` (stride 8, 32 -> 128 channels;
-per-side edge convs to 64 graph channels, no adapter): top N 256 voxels by point count
-(stage voxel size from ``point_range``), kNN graph with K 128 in teacher feature space,
-reweighting tau 1e-4 (``preset="second"``: the paper's SECOND setting N 256 / tau 1e-4; K is
-the preset's, the paper's K for SECOND is not verified). Same data as the teacher (10 sweeps).
+The same terms as ``nuscenes/distill_pointdistiller_voxel_w050`` (``bev_stage1`` /
+``bev_stage2``, top 256 cells by the teacher's channel max, K 128, equal weights; channels
+from the feature specs). Term by term: docs/methods.md (PointDistiller). Same data as the
+teacher (10 sweeps).
 
 Train the teacher first; its work dir is the checkpoint::
 
@@ -19,5 +18,4 @@ from kd3d.engine.config import load_base, override
 W050 = load_base("nuscenes/distill_pointdistiller_voxel_w050")
 
 # the 0.5x config with the student at 0.25x width (= nuscenes/centerpoint_voxel01_w025)
-CONFIG = override(W050, {"name": "nusc_centerpoint_voxel01_w025_pointdistiller", "model.kwargs.width": 0.25,
-                         "distill.method_kwargs.student_channels": 32})
+CONFIG = override(W050, {"name": "nusc_centerpoint_voxel01_w025_pointdistiller", "model.kwargs.width": 0.25})
