@@ -66,7 +66,7 @@ def resolve_config(spec: str | Path) -> Path:
         return cand.resolve()
     close = [n for n in list_configs() if n.split("/")[-1] == name.split("/")[-1]]
     hint = f" (did you mean {', '.join(close)}?)" if close else " (`kd3d config list` lists them)"
-    raise ConfigError(f"config {text!r}: not a .py/.json file and no config named {name!r} in {configs_dir()}{hint}")
+    raise ConfigError(f"config {text!r}: no such file, and no config named {name!r} in {configs_dir()}{hint}")
 
 
 def _module_name(path: Path) -> str:

@@ -75,7 +75,64 @@ def test_cli_reports_config_errors(capsys, tmp_path):
     from kd3d.cli.main import main
 
     assert main(["train", TOY, "--set", "optim.lrr=1", "--work-dir", str(tmp_path)]) == 2
-    assert "unknown key 'lrr'" in capsys.readouterr().out
+    assert "unknown key 'lrr'" in capsys.readouterr().err
     assert main(["test", TOY, "--checkpoint", str(tmp_path / "none.pth")]) == 2
-    assert "no such file" in capsys.readouterr().out
+    assert "no such file" in capsys.readouterr().err
     assert main(["train", "no/such/config"]) == 2
+
+
+@pytest.mark.parametrize("item, words", [
+    ("optim.max_steps=2.7", ["optim.max_steps=2.7", "expected an integer"]),  # was truncated to 2
+    ("optim.epochs=True", ["expected an integer"]),
+    ("optim=3", ["'optim' is a section (OptimConfig)", "optim.lr"]),
+    ("data=abc", ["'data' is a section (DataConfig)"]),
+    ("optim.lr=fast", ["optim.lr", "expected a number"]),
+    ("model.kwargs.channels=abc", ["model.kwargs.channels", "expected a number"]),
+])
+def test_set_rejects_wrong_types(item, words):
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(load_config(TOY), [item])
+    for w in words:
+        assert w in str(err.value)
+
+
+def test_set_numbers_are_never_truncated():
+    cfg = load_config(TOY, ["optim.max_steps=1e3", "model.kwargs.channels=2.5", "optim.lr=1"])
+    assert cfg.optim.max_steps == 1000 and type(cfg.optim.max_steps) is int
+    assert cfg.model.kwargs["channels"] == 2.5  # a free-form int entry takes a float as given
+    assert cfg.optim.lr == 1.0 and type(cfg.optim.lr) is float
+
+
+def test_set_optional_fields():
+    cfg = load_config("synth/distill_bevdistill", ["distill.max_ratio=none", "distill.warmup_steps=5"])
+    assert cfg.distill.max_ratio is None and cfg.distill.warmup_steps == 5
+    assert load_config("synth/distill_bevdistill", ["distill.max_ratio=0.5"]).distill.max_ratio == 0.5
+    with pytest.raises(ConfigError, match="expected a number"):
+        load_config("synth/distill_bevdistill", ["distill.max_ratio=big"])
+    assert load_config("synth/distill_bevdistill", ["distill=None"]).distill is None
+
+
+def test_every_shipped_config_round_trips_through_json(tmp_path):
+    """config.json (what a run saves) loads back into the same typed config, distill included."""
+    import json
+
+    from kd3d.distill.config import DistillConfig
+    from kd3d.engine.config import config_from_dict, config_to_json
+    from kd3d.engine.config_files import list_configs
+
+    names = list_configs()
+    assert "synth/lidar_teacher" in names and "synth/distill_bevdistill" in names and len(names) >= 30
+    for name in names:
+        cfg = load_config(name)
+        text = config_to_json(cfg)
+        (tmp_path / "config.json").write_text(text)
+        back = load_config(tmp_path / "config.json")
+        assert config_to_json(back) == text, name
+        assert isinstance(back.optim.betas, tuple)
+        if cfg.distill is not None:
+            assert isinstance(back.distill, DistillConfig) and back.distill == cfg.distill, name
+        assert back.model == cfg.model and back.optim == cfg.optim and back.runtime == cfg.runtime, name
+    with pytest.raises(ConfigError, match=r"x.json.*unknown field\(s\) \['lrr'\] in OptimConfig"):
+        config_from_dict({"optim": {"lrr": 1}}, source="x.json")
+    with pytest.raises(ConfigError, match=r"x.json.optim.max_steps: expected int"):
+        config_from_dict(json.loads('{"optim": {"max_steps": "ten"}}'), source="x.json")
