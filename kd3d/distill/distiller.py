@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from kd3d.models.base import ModelOutput
+from kd3d.models.checkpoint import load_weights, resolve_checkpoint, state_dict_from
 
 
 @dataclass(frozen=True)
@@ -82,46 +83,18 @@ def _fetch(out: ModelOutput, key, who: str):
 
 
 def load_checkpoint_into(model: nn.Module, path, *, strict: bool = True) -> dict:
-    """Load a checkpoint (``torch.load(weights_only=True)``) into ``model``.
+    """Load a checkpoint into ``model`` with :mod:`kd3d.models.checkpoint` (checksum verified,
+    ``weights_only=True``).
 
-    ``path``: a checkpoint file, or a training work dir / its ``checkpoints`` folder (the latest
-    ``ckpt_step*.pth`` is used). Accepts a bare state dict or a dict holding it under
-    ``student`` (a distillation checkpoint: the deployable student), ``model`` or ``state_dict``.
-    With ``strict`` a mismatch raises ``ValueError`` listing the missing and unexpected keys and
-    the shape mismatches. Returns the loaded state dict.
+    ``path``: a checkpoint file, or a training work dir / its ``checkpoints`` folder (the
+    ``ckpt_step<N>.pth`` with the largest N). The weights are the checkpoint's ``student`` (a
+    distillation checkpoint's deployable student), else ``model``, else ``state_dict``, else the
+    bare dict. A mismatch raises :class:`kd3d.errors.CheckpointError` (a ValueError) naming the
+    file and a few keys of each kind (``strict=False`` tolerates missing/unexpected keys, never
+    shape mismatches). Returns the loaded state dict.
     """
-    from pathlib import Path
-
-    path = Path(path)
-    if path.is_dir():
-        ckpts = sorted((path / "checkpoints" if (path / "checkpoints").is_dir() else path).glob("ckpt_step*.pth"))
-        if not ckpts:
-            raise FileNotFoundError(f"no ckpt_step*.pth checkpoint under {path}")
-        path = ckpts[-1]
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    state = obj
-    if isinstance(obj, dict):
-        for k in ("student", "model", "state_dict"):
-            if k in obj and isinstance(obj[k], dict):
-                state = obj[k]
-                break
-    if not isinstance(state, dict):
-        raise ValueError(f"checkpoint {path}: expected a state dict, got {type(state).__name__}")
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = sorted(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-                    for k in set(own) & set(state)
-                    if hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape))
-    if shapes or (strict and (missing or unexpected)):
-        raise ValueError(
-            f"checkpoint {path} does not fit {type(model).__name__}: missing keys {missing}, "
-            f"unexpected keys {unexpected}, shape mismatches {shapes}"
-        )
-    model.load_state_dict(state, strict=False)
-    return state
+    _, ckpt = load_weights(model, path, strict=strict)
+    return state_dict_from(ckpt)
 
 
 class Distiller(nn.Module):
@@ -155,6 +128,7 @@ class Distiller(nn.Module):
         self.term_losses = nn.ModuleDict({t.name: t.loss for t in terms if isinstance(t.loss, nn.Module)})
         self.terms = list(terms)
         self.teacher_cache = teacher_cache
+        self.teacher_checkpoint: str | None = None  # file the teacher was loaded from (load_teacher)
         self.student_weight = float(student_weight)
         if warmup_steps < 0:
             raise ValueError(f"Distiller: warmup_steps must be >= 0, got {warmup_steps}")
@@ -261,10 +235,14 @@ class Distiller(nn.Module):
         return {k: v.detach().clone() for k, v in student.state_dict().items()}
 
     def load_teacher(self, path, *, strict: bool = True) -> None:
-        """Load teacher weights (``weights_only=True``); lists missing/unexpected keys on mismatch."""
+        """Load teacher weights (``weights_only=True``; a work dir means its latest checkpoint) and
+        remember the file in ``teacher_checkpoint``: training checkpoints record it and a
+        fingerprint of the teacher's weights instead of the weights."""
         if self.teacher is None:
             raise ValueError("Distiller has no teacher model to load into")
+        path = resolve_checkpoint(path)
         load_checkpoint_into(self.teacher, path, strict=strict)
+        self.teacher_checkpoint = str(path)  # recorded in training checkpoints instead of the weights
         self.teacher.requires_grad_(False)
         self.teacher.eval()
 

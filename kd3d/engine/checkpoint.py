@@ -1,10 +1,14 @@
-"""Checkpoints: atomic writes, ``weights_only`` loading, RNG states, strict key checks.
+"""Training checkpoints: the file layout and RNG states. File handling (atomic writes, checksums,
+``weights_only`` loading, key precedence, the latest-file rule, pruning) is
+:mod:`kd3d.models.checkpoint`, shared with the distiller and re-exported here.
 
 A training checkpoint is a dict of plain tensors/containers (loadable with
-``torch.load(..., weights_only=True)``)::
+``torch.load(..., weights_only=True)``), stored with a ``.sha256`` sidecar::
 
     {"format": "kd3d-ckpt-1", "step": int, "epoch": int,
-     "model": state_dict of the trained module (model or distiller),
+     "model": state_dict of the trained module (model, or distiller without its teacher),
+     "teacher": {"path": str | None, "sha256": str} (distillation only: the frozen teacher's
+                checkpoint and the fingerprint of its weights, instead of the weights),
      "student": state_dict of the deployable student (distillation only),
      "optimizer": ..., "scheduler": ..., "scaler": ... or None,
      "rng": {"torch": ByteTensor, "cuda": [ByteTensor], "numpy": {...}, "python": tuple},
@@ -12,96 +16,30 @@ A training checkpoint is a dict of plain tensors/containers (loadable with
 """
 from __future__ import annotations
 
-import os
-import pickle
 import random
-import re
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-FORMAT = "kd3d-ckpt-1"
-_CKPT_RE = re.compile(r"ckpt_step(\d+)\.pth$")
+from kd3d.models.checkpoint import (FORMAT, CheckpointError, CheckpointNotFoundError, atomic_save, checkpoint_path,
+                                    checkpoint_step, clean_temp_files, latest_checkpoint, list_checkpoints,
+                                    load_checkpoint, load_module_state, load_state_dict_checked, module_checkpoint_state,
+                                    prune_checkpoints, remove_checkpoint, resolve_checkpoint, state_fingerprint)
+from kd3d.models.checkpoint import state_dict_from as model_state_from
 
-
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be read or does not match the model."""
-
-
-def atomic_save(obj, path: str | Path) -> Path:
-    """``torch.save`` to a temp file in the same folder, fsync, then ``os.replace``: a crash
-    never leaves a truncated checkpoint under ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
-
-
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Load with ``weights_only=True``; raises :class:`CheckpointError` naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path}: no such file")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
-        raise CheckpointError(f"checkpoint {path}: cannot be loaded with weights_only=True ({exc})") from exc
-    if not isinstance(state, dict):
-        raise CheckpointError(f"checkpoint {path}: expected a dict, got {type(state).__name__}")
-    return state
-
-
-def model_state_from(state: dict, path: str | Path = "<checkpoint>", prefer_student: bool = True) -> dict:
-    """The model weights inside a checkpoint dict: ``student`` (distillation) when present and
-    ``prefer_student``, else ``model``; a bare state_dict is returned as is."""
-    if prefer_student and isinstance(state.get("student"), dict):
-        return state["student"]
-    if isinstance(state.get("model"), dict):
-        return state["model"]
-    if state.get("format") == FORMAT:
-        raise CheckpointError(f"checkpoint {path}: has no 'model' entry")
-    return state
-
-
-def load_state_dict_checked(module: nn.Module, state_dict: dict, source: str = "<checkpoint>") -> None:
-    """``module.load_state_dict`` that fails with a readable list of missing / unexpected keys
-    and shape mismatches (a mismatched checkpoint is an error, never a silent partial load)."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    shapes = sorted(
-        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in set(own) & set(state_dict)
-        if hasattr(state_dict[k], "shape") and tuple(state_dict[k].shape) != tuple(own[k].shape)
-    )
-    if missing or unexpected or shapes:
-
-        def fmt(items):
-            head = ", ".join(items[:20])
-            return head + (f", ... ({len(items)} in all)" if len(items) > 20 else "")
-
-        parts = [f"checkpoint {source} does not match {type(module).__name__}:"]
-        if missing:
-            parts.append(f"missing keys: {fmt(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {fmt(unexpected)}")
-        if shapes:
-            parts.append(f"shape mismatches: {fmt(shapes)}")
-        raise CheckpointError("\n  ".join(parts))
-    module.load_state_dict(state_dict, strict=True)
+__all__ = ["FORMAT", "CheckpointError", "CheckpointNotFoundError", "atomic_save", "load_checkpoint", "model_state_from",
+           "load_state_dict_checked", "load_model_weights", "capture_rng", "restore_rng", "checkpoint_path",
+           "checkpoint_step", "list_checkpoints", "latest_checkpoint", "resolve_checkpoint", "prune_checkpoints",
+           "remove_checkpoint", "clean_temp_files", "module_checkpoint_state", "load_module_state", "state_fingerprint",
+           "RunCheckpoints", "WorkDirInUseError"]
 
 
 def load_model_weights(model: nn.Module, path: str | Path, prefer_student: bool = True) -> dict:
     """Load a kd3d checkpoint (or a bare state_dict file) into ``model``; returns the dict."""
     state = load_checkpoint(path)
-    load_state_dict_checked(model, model_state_from(state, path, prefer_student), str(path))
+    load_state_dict_checked(model, model_state_from(state, path, prefer_student=prefer_student), str(path))
     return state
 
 
@@ -129,28 +67,76 @@ def restore_rng(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-# --------------------------------------------------------------------------- files
-def checkpoint_path(work_dir: str | Path, step: int) -> Path:
-    return Path(work_dir) / "checkpoints" / f"ckpt_step{step:08d}.pth"
+# --------------------------------------------------------------------------- one run's files
+class WorkDirInUseError(CheckpointError):
+    """A fresh run was pointed at a work dir that holds another run's checkpoints."""
 
 
-def list_checkpoints(work_dir: str | Path) -> list[Path]:
-    """Checkpoints under ``work_dir/checkpoints`` sorted by step."""
-    folder = Path(work_dir) / "checkpoints"
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _CKPT_RE.search(p.name))]
-    return [p for _, p in sorted(found)]
+class RunCheckpoints:
+    """The checkpoint files of one training run in ``work_dir/checkpoints``.
 
+    A fresh run refuses a work dir holding checkpoints (:class:`WorkDirInUseError`) unless
+    ``overwrite``, which deletes them first; a resumed run owns the files up to the step it
+    resumed from. Pruning (``keep``) only ever removes files this run owns, so a longer earlier
+    run can never make a new run delete its own checkpoints. Temp files of interrupted saves are
+    removed at start and before every save. A module with a frozen teacher is stored without the
+    teacher's weights (see :func:`kd3d.models.checkpoint.module_checkpoint_state`).
+    """
 
-def latest_checkpoint(work_dir: str | Path) -> Path | None:
-    ckpts = list_checkpoints(work_dir)
-    return ckpts[-1] if ckpts else None
+    def __init__(self, work_dir, keep: int, log=None):
+        self.work_dir, self.keep, self.log = Path(work_dir), int(keep), log
+        self.folder = self.work_dir / "checkpoints"
+        self.owned: set[Path] = set()
+        self._teacher_fp: str | None = None
 
+    def start_fresh(self, *, overwrite: bool, main: bool = True) -> None:
+        """Check (and with ``overwrite`` clear, on the main process) the work dir of a fresh run."""
+        if main:
+            clean_temp_files(self.folder)
+        old = list_checkpoints(self.work_dir)
+        if not old:
+            return
+        if not overwrite:
+            raise WorkDirInUseError(
+                f"work dir {self.work_dir} already holds {len(old)} checkpoint(s) of an earlier run (newest "
+                f"{old[-1].name}): pass --resume to continue it, --overwrite to delete them and start over, "
+                "or choose another --work-dir")
+        if main:
+            for p in old:
+                remove_checkpoint(p)
+            (self.work_dir / "metrics.json").unlink(missing_ok=True)
+            if self.log is not None:
+                self.log.warning("--overwrite: removed %d checkpoint(s) of an earlier run from %s", len(old), self.folder)
 
-def prune_checkpoints(work_dir: str | Path, keep: int) -> None:
-    """Delete all but the newest ``keep`` checkpoints (``keep <= 0`` keeps everything)."""
-    if keep <= 0:
-        return
-    for p in list_checkpoints(work_dir)[:-keep]:
-        p.unlink(missing_ok=True)
+    def adopt(self, path, *, main: bool = True) -> None:
+        """Resuming from ``path``: the run owns this folder's checkpoints up to its step."""
+        if main:
+            clean_temp_files(self.folder)
+        path, step = Path(path), checkpoint_step(path)
+        if step is not None and self.folder.is_dir() and path.parent.resolve() == self.folder.resolve():
+            self.owned |= {p for p in list_checkpoints(self.work_dir) if checkpoint_step(p) <= step}
+
+    def save(self, state: dict, step: int) -> Path:
+        """Write ``state`` as this run's checkpoint of ``step`` and prune its older files."""
+        path = checkpoint_path(self.work_dir, step)
+        atomic_save(state, path)
+        self.owned.add(path)
+        prune_checkpoints(self.work_dir, self.keep, owned=self.owned)
+        self.owned = {p for p in self.owned if p.exists()}
+        return path
+
+    def _fingerprint(self, module: nn.Module) -> str | None:
+        teacher = getattr(module, "teacher", None)
+        if not isinstance(teacher, nn.Module):
+            return None
+        if self._teacher_fp is None:  # the teacher is frozen: one fingerprint per run
+            self._teacher_fp = state_fingerprint(teacher.state_dict())
+        return self._teacher_fp
+
+    def module_state(self, module: nn.Module) -> tuple[dict, dict | None]:
+        """``(model state dict, teacher record or None)`` to store for ``module``."""
+        return module_checkpoint_state(module, self._fingerprint(module))
+
+    def load_module(self, module: nn.Module, ckpt: dict, path) -> None:
+        """Load a training checkpoint's ``model`` entry (teacher fingerprint checked)."""
+        load_module_state(module, ckpt, path, teacher_fingerprint=self._fingerprint(module))

@@ -16,7 +16,7 @@ from kd3d.testing.toy import ToyDataset
 def test_atomic_save_and_weights_only(tmp_path):
     p = tmp_path / "sub" / "a.pth"
     atomic_save({"x": torch.arange(3), "rng": capture_rng(), "cfg": "{}"}, p)
-    assert [f.name for f in p.parent.iterdir()] == ["a.pth"], "temp file must be gone"
+    assert sorted(f.name for f in p.parent.iterdir()) == ["a.pth", "a.pth.sha256"], "temp file must be gone"
     state = load_checkpoint(p)
     assert torch.equal(state["x"], torch.arange(3))
     # an object that needs unpickling arbitrary classes is refused
@@ -58,7 +58,8 @@ def test_checkpoint_listing(tmp_path):
     assert latest_checkpoint(tmp_path).name == "ckpt_step00000012.pth"
     prune_checkpoints(tmp_path, 2)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
-        "ckpt_step00000007.pth", "ckpt_step00000012.pth"]
+        "ckpt_step00000007.pth", "ckpt_step00000007.pth.sha256", "ckpt_step00000012.pth",
+        "ckpt_step00000012.pth.sha256"]
 
 
 def test_sampler_shards_and_resumes():
