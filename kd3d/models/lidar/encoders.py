@@ -6,16 +6,20 @@
   points) -> scatter to a dense (B, C, ny, nx) canvas (stride 1).
 
 Both take ``points``: list[B] of (Ni, 5) float32 tensors (LiDAR frame, ``x y z intensity dt``)
-and expose ``bev_grid`` (the :class:`BEVGrid` of their output map), ``bev_channels``.
+and expose ``bev_grid`` (the :class:`BEVGrid` of their output map), ``bev_channels``,
+``stride`` (of ``bev`` relative to the voxel / pillar grid) and ``feature_specs()`` of the
+``voxel`` and ``bev`` outputs (:mod:`kd3d.models.specs`).
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import torch
 from torch import nn
 
 from kd3d.models.backbones.sparse_encoder import BN_EPS, BN_MOMENTUM, SparseEncoder, scale_channels
+from kd3d.models.specs import FeatureSpec, sparse_spec
 from kd3d.ops.spconv import Voxelizer, sparse_tensor
 from kd3d.structures.bev import BEVGrid
 
@@ -24,6 +28,13 @@ def mean_vfe(voxels: torch.Tensor, num_points: torch.Tensor) -> torch.Tensor:
     """Mean of the valid points of each voxel: voxels (V, P, F) zero-padded, num_points (V,) -> (V, F)."""
     n = num_points.clamp(min=1).to(voxels.dtype)[:, None]
     return voxels.sum(dim=1) / n
+
+
+def kept_counts(num_points: torch.Tensor, coords: torch.Tensor, spatial_shape, batch_size: int):
+    """SparseConvTensor (V, 1) float32: points the voxelizer kept in each voxel (at most its
+    max points per voxel; PointDistiller's importance), indices ``b z y x`` on the voxelizer
+    grid ``spatial_shape`` (Z, Y, X). A data statistic: no gradient."""
+    return sparse_tensor(num_points.float()[:, None], coords, spatial_shape, batch_size)
 
 
 class VoxelEncoder(nn.Module):
@@ -43,12 +54,27 @@ class VoxelEncoder(nn.Module):
                                     width=width)
         self.bev_channels = self.sparse.bev_channels
         self.bev_grid = BEVGrid.from_range(point_range, voxel_size[:2]).scaled(self.sparse.stride)
+        self.stride = self.sparse.stride
+
+    def feature_specs(self) -> dict[str, FeatureSpec]:
+        """``voxel``: the stride-8 sparse stage; ``bev``: the collapsed map on ``bev_grid``;
+        ``voxel_num_points``: one channel on the voxelizer grid."""
+        vz = self.voxelizer
+        vox = sparse_spec(self.sparse.channels[3], point_range=vz.point_range,
+                          spatial_shape=self.sparse.voxel_shape, stride=self.stride)
+        counts = sparse_spec(1, point_range=vz.point_range, spatial_shape=vz.spatial_shape, stride=1,
+                             voxel_size=vz.voxel_size)
+        return {"voxel": vox, "bev": FeatureSpec(self.bev_channels, "bev", self.stride, grid=self.bev_grid),
+                "voxel_num_points": counts}
 
     def forward(self, points: list[torch.Tensor]) -> dict:
-        """-> {"voxel": SparseConvTensor (stride 8 stage), "bev": (B, bev_channels, H, W)}."""
+        """-> {"voxel": SparseConvTensor (stride 8 stage), "bev": (B, bev_channels, H, W),
+        "voxel_num_points": :func:`kept_counts`}."""
         voxels, coords, num = self.voxelizer.batch(points)
         feats = mean_vfe(voxels, num)
-        return self.sparse(feats, coords, len(points))
+        out = dict(self.sparse(feats, coords, len(points)))
+        out["voxel_num_points"] = kept_counts(num, coords, self.voxelizer.spatial_shape, len(points))
+        return out
 
 
 class PillarFeatureNet(nn.Module):
@@ -104,10 +130,22 @@ class PillarEncoder(nn.Module):
         self.pfn = PillarFeatureNet(in_channels=num_point_features, out_channels=c, voxel_size=vs, point_range=pr)
         self.bev_channels = c
         self.bev_grid = BEVGrid.from_range(pr, vs[:2])
+        self.stride = 1
+
+    def feature_specs(self) -> dict[str, FeatureSpec]:
+        """``voxel``: the (V, C) pillar features on the (1, ny, nx) pillar grid (kind ``pillar``);
+        ``bev``: the scattered canvas on ``bev_grid``; ``voxel_num_points``: one channel on the
+        pillar grid."""
+        ny, nx = self.bev_grid.shape
+        pillars = sparse_spec(self.bev_channels, point_range=self.voxelizer.point_range, spatial_shape=(1, ny, nx),
+                              stride=1, kind="pillar")
+        return {"voxel": pillars, "bev": FeatureSpec(self.bev_channels, "bev", 1, grid=self.bev_grid),
+                "voxel_num_points": dataclasses.replace(pillars, channels=1)}
 
     def forward(self, points: list[torch.Tensor]) -> dict:
         """-> {"voxel": SparseConvTensor of the (V, C) pillar features on the (1, ny, nx) pillar
-        grid (indices ``b 0 y x``), "bev": (B, C, ny, nx) the scattered canvas}."""
+        grid (indices ``b 0 y x``), "bev": (B, C, ny, nx) the scattered canvas,
+        "voxel_num_points": :func:`kept_counts` on the same pillar grid}."""
         voxels, coords, num = self.voxelizer.batch(points)
         feats = self.pfn(voxels, num, coords)
         B = len(points)
@@ -117,4 +155,5 @@ class PillarEncoder(nn.Module):
         b = coords[:, 0].long()
         canvas = canvas.permute(0, 2, 1).index_put((b, flat), feats).permute(0, 2, 1)
         pillars = sparse_tensor(feats, coords, (1, ny, nx), B)
-        return {"voxel": pillars, "bev": canvas.reshape(B, self.bev_channels, ny, nx)}
+        return {"voxel": pillars, "bev": canvas.reshape(B, self.bev_channels, ny, nx),
+                "voxel_num_points": kept_counts(num, coords, (1, ny, nx), B)}
