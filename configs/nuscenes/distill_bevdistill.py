@@ -29,7 +29,7 @@ CONFIG = dataclasses.replace(
     distill=DistillConfig(
         method="bevdistill", teacher_model=LIDAR.model.name, teacher_kwargs=dict(LIDAR.model.kwargs),
         teacher_checkpoint=f"work_dirs/{LIDAR.name}",
-        method_kwargs={"student_channels": 256, "teacher_channels": 512, "feature_key": "bev_neck",
+        method_kwargs={"feature_key": "bev_neck",
                        "dense_weight": 0.01, "instance_weight": 0.2, "prediction_weight": 1.0,
                        "temperature": 0.07, "distill_velocity": False},
     ),

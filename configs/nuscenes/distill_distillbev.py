@@ -8,12 +8,12 @@ Pair: teacher ``nuscenes/centerpoint_voxel01`` (CenterPoint voxel 0.1, 10 sweeps
 a_bg 4e-2, a_fp 6e-2 (false-positive region on the head level only), spatial term a_sp 2.5e-3
 on every level. The data loads the teacher's 10 LiDAR sweeps next to the images.
 
-Head inheritance is off: the camera head reads the 256-channel ``bev_neck`` while the teacher's
-reads 512 channels, so the head's first (shared 3x3) conv cannot be copied; the other head
-tensors would be, but they would then sit behind a freshly initialised shared conv whose output
-is not the teacher's, which defeats the point of inheriting. (Building the student with
-``neck_channels=512`` would make the whole head inheritable, at the cost of a different
-student from the ``lss_r50_256x704`` baseline.)
+Head inheritance (``inherit_head="task_heads"``, as the authors' code): the student's per-task
+head branches (after the shared 3x3 conv) start from the teacher's. They have equal shapes here
+(both shared convs are 64 wide; 6 tasks, 336 tensors); only the shared conv itself differs (it
+reads 256 camera channels against the teacher's 512) and keeps its fresh initialisation.
+Paper / authors' code / kd3d defaults per term (FP region GT radius >= 2, teacher channel
+attention on the FP term): ``docs/methods.md``, DistillBEV section.
 
 Train the teacher first; its work dir is the checkpoint::
 
@@ -35,8 +35,8 @@ CONFIG = dataclasses.replace(
     distill=DistillConfig(
         method="distillbev", teacher_model=LIDAR.model.name, teacher_kwargs=dict(LIDAR.model.kwargs),
         teacher_checkpoint=f"work_dirs/{LIDAR.name}",
-        method_kwargs={"levels": {"bev_stage1": [128, 128], "bev_stage2": [256, 256], "bev_neck": [256, 512]},
+        method_kwargs={"levels": ["bev_stage1", "bev_stage2", "bev_neck"],
                        "a_fg": 6e-3, "a_bg": 4e-2, "a_fp": 6e-2, "a_sp": 2.5e-3, "fp_levels": ["bev_neck"]},
-        inherit_head=False,
+        inherit_head="task_heads",
     ),
 )

@@ -4,8 +4,8 @@ Pair: teacher ``nuscenes/seg_unet`` (1.0x) -> student ``nuscenes/seg_unet_w050``
 channels, the paper's student; same 0.1 m voxel grid). Terms: pointwise KL on
 ``point_logits`` and voxelwise KL on ``voxel_logits`` (17 classes both, temperature 1),
 supervoxel affinity on ``point_feats`` (16 vs 32 channels) and on the decoder voxels ``voxel``
-(16 vs 32 channels, voxel centres from the 0.1 m grid) -- cosine-affinity matrices, so no
-adapter; 16 supervoxels per scan drawn with the difficulty-aware probabilities, 64 points /
+(voxel centres from the teacher's 0.1 m grid, read from its feature specs) -- cosine-affinity
+matrices, so no adapter; 16 supervoxels per scan drawn with the difficulty-aware probabilities, 64 points /
 voxels each. Every weight 1.0: the paper's loss weights are not verified (METHODS.md), and the
 supervoxel counts are our choice. Same data as the teacher (lidarseg labels, key frame).
 
@@ -15,13 +15,10 @@ Train the teacher first; its work dir is the checkpoint::
     torchrun --nproc_per_node 8 -m kd3d.cli.main train nuscenes/distill_pvd
 """
 from kd3d.distill import DistillConfig
-from kd3d.engine.config import load_base, load_base_module, override
+from kd3d.engine.config import load_base, override
 
-POINT_RANGE = load_base_module("nuscenes/centerpoint_voxel01").POINT_RANGE
 TEACHER = load_base("nuscenes/seg_unet")
 STUDENT = load_base("nuscenes/seg_unet_w050")
-
-VOXEL_SIZE = [0.1, 0.1, 0.1]  # sparse_unet_seg(scale="nuscenes"): cubic 0.1 m voxels
 
 CONFIG = override(STUDENT, {
     "name": "nusc_seg_unet_w050_pvd",
@@ -30,7 +27,6 @@ CONFIG = override(STUDENT, {
         teacher_checkpoint=f"work_dirs/{TEACHER.name}",
         method_kwargs={"temperature": 1.0, "point_kl_weight": 1.0, "voxel_kl_weight": 1.0,
                        "affinity_weight": 1.0, "num_supervoxels": 16, "points_per_supervoxel": 64,
-                       "voxel_affinity_weight": 1.0, "voxel_key": "voxel", "voxel_size": VOXEL_SIZE,
-                       "point_range": list(POINT_RANGE)},
+                       "voxel_affinity_weight": 1.0, "voxel_key": "voxel"},
     ),
 })

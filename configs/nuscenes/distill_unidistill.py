@@ -14,6 +14,9 @@ Train the teacher first; its work dir is the checkpoint::
 
     torchrun --nproc_per_node 8 -m kd3d.cli.main train nuscenes/centerpoint_voxel01
     torchrun --nproc_per_node 8 -m kd3d.cli.main train nuscenes/distill_unidistill
+
+Each term as the paper, the authors' code and kd3d define it (defaults, options):
+``docs/methods.md``, UniDistill section.
 """
 import dataclasses
 
@@ -31,7 +34,7 @@ CONFIG = dataclasses.replace(
         method="unidistill", teacher_model=LIDAR.model.name, teacher_kwargs=dict(LIDAR.model.kwargs),
         teacher_checkpoint=f"work_dirs/{LIDAR.name}",
         method_kwargs={"teacher_modality": "lidar", "student_modality": "camera",
-                       "student_channels": 80, "teacher_channels": 128, "feature_key": "bev",
+                       "feature_key": "bev",
                        "relation_key": "bev_neck", "weights": [100.0, 40.0, 10.0], "distill_velocity": False},
     ),
 )

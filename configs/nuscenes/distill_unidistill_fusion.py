@@ -13,6 +13,9 @@ Train the teacher first; its work dir is the checkpoint::
 
     torchrun --nproc_per_node 8 -m kd3d.cli.main train nuscenes/fusion_voxel01
     torchrun --nproc_per_node 8 -m kd3d.cli.main train nuscenes/distill_unidistill_fusion
+
+Each term as the paper, the authors' code and kd3d define it (defaults, options):
+``docs/methods.md``, UniDistill section.
 """
 import dataclasses
 
@@ -30,7 +33,7 @@ CONFIG = dataclasses.replace(
         method="unidistill", teacher_model=FUSION.model.name, teacher_kwargs=dict(FUSION.model.kwargs),
         teacher_checkpoint=f"work_dirs/{FUSION.name}",
         method_kwargs={"teacher_modality": "fusion", "student_modality": "camera",
-                       "student_channels": 80, "teacher_channels": 128, "feature_key": "bev",
+                       "feature_key": "bev",
                        "relation_key": "bev_neck", "weights": [10.0, 5.0, 10.0], "distill_velocity": False},
     ),
 )

@@ -20,7 +20,7 @@ CONFIG = dataclasses.replace(
     distill=DistillConfig(
         method="bevdistill", teacher_model=LIDAR.model.name, teacher_kwargs=dict(LIDAR.model.kwargs),
         teacher_checkpoint=f"work_dirs/{LIDAR.name}",
-        method_kwargs={"student_channels": 64, "teacher_channels": 512, "feature_key": "bev_neck",
+        method_kwargs={"feature_key": "bev_neck",
                        "distill_velocity": False},
         **BALANCE,
     ),

@@ -3,7 +3,11 @@ input (camera 32/64/64 -> LiDAR 128/256/512 channels), region weights a_fg 6e-3,
 a_fp 6e-2 (head level), spatial term 2.5e-3. Train ``synth/lidar_teacher`` first.
 
 The terms warm up over 100 steps and their sum is capped at 0.25x the student losses
-(``DISTILL_BALANCE`` in camera_student.py)."""
+(``DISTILL_BALANCE`` in camera_student.py).
+
+Each term as the paper, the authors' code and kd3d define it (defaults, options):
+``docs/methods.md``, DistillBEV section.
+"""
 import dataclasses
 
 from kd3d.distill import DistillConfig
@@ -20,7 +24,7 @@ CONFIG = dataclasses.replace(
     distill=DistillConfig(
         method="distillbev", teacher_model=LIDAR.model.name, teacher_kwargs=dict(LIDAR.model.kwargs),
         teacher_checkpoint=f"work_dirs/{LIDAR.name}",
-        method_kwargs={"levels": {"bev_stage1": [32, 128], "bev_stage2": [64, 256], "bev_neck": [64, 512]}},
+        method_kwargs={"levels": ["bev_stage1", "bev_stage2", "bev_neck"]},
         **BALANCE,
     ),
 )

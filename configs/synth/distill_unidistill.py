@@ -3,7 +3,11 @@ trained LiDAR teacher (train ``synth/lidar_teacher`` first; its work dir is the 
 
 Feature/relation/response weights 100/40/10 (the paper's LiDAR -> camera setting).
 The response term skips velocity (single-frame student); the terms warm up over 100 steps and
-their sum is capped at 0.25x the student losses (``DISTILL_BALANCE`` in camera_student.py)."""
+their sum is capped at 0.25x the student losses (``DISTILL_BALANCE`` in camera_student.py).
+
+Each term as the paper, the authors' code and kd3d define it (defaults, options):
+``docs/methods.md``, UniDistill section.
+"""
 import dataclasses
 
 from kd3d.distill import DistillConfig
@@ -20,9 +24,8 @@ CONFIG = dataclasses.replace(
     distill=DistillConfig(
         method="unidistill", teacher_model=LIDAR.model.name, teacher_kwargs=dict(LIDAR.model.kwargs),
         teacher_checkpoint=f"work_dirs/{LIDAR.name}",
-        # channels of feats["bev"]: camera context 32, SECOND encoder BEV 128
         method_kwargs={"teacher_modality": "lidar", "student_modality": "camera",
-                       "student_channels": 32, "teacher_channels": 128, "distill_velocity": False},
+                       "distill_velocity": False},
         **BALANCE,
     ),
 )

@@ -1,5 +1,9 @@
 """UniDistill, fusion -> camera (weights 10/5/10), on synthetic nuScenes. Train
-``synth/fusion_teacher`` first; its work dir is the checkpoint."""
+``synth/fusion_teacher`` first; its work dir is the checkpoint.
+
+Each term as the paper, the authors' code and kd3d define it (defaults, options):
+``docs/methods.md``, UniDistill section.
+"""
 import dataclasses
 
 from kd3d.distill import DistillConfig
@@ -15,7 +19,6 @@ CONFIG = dataclasses.replace(
     distill=DistillConfig(
         method="unidistill", teacher_model=FUSION.model.name, teacher_kwargs=dict(FUSION.model.kwargs),
         teacher_checkpoint=f"work_dirs/{FUSION.name}",
-        method_kwargs={"teacher_modality": "fusion", "student_modality": "camera",
-                       "student_channels": 32, "teacher_channels": 128},
+        method_kwargs={"teacher_modality": "fusion", "student_modality": "camera"},
     ),
 )

@@ -2,23 +2,27 @@
 
 Layout under ``root``::
 
-    manifest.json          {"format": 1, "fingerprint": ..., "keys": [...], "bev_grid": [...]}
-    entries/<name>.pt      one file per sample token (torch.save, read with weights_only=True)
+    manifest.json          {"format": 2, "fingerprint": ..., "keys": [...], "kinds": {...},
+                            "bev_grid": [...]}
+    entries/<name>.pt      one file per sample token (torch.save, read with weights_only=True):
+                           {"token", "fingerprint", "feats", "checksum"}
 
 * Only the feature keys the terms read are stored (:func:`required_teacher_keys`: every
   term's ``teacher_key`` plus the ``extra_teacher_keys`` a loss declares, e.g. DistillBEV's
   teacher heatmap), floating tensors in float16 (read back as float32).
-* Per-sample split of the batched features: dense tensors whose first dimension is a multiple
-  of B are cut into B equal chunks (``(B, C, H, W)``; camera ``depth`` (B*NC, ...));
-  ``SparseConvTensor`` by batch index; keys starting with ``point_`` ((N, C), points of all
-  samples concatenated) by the samples' key-point (or all-point) counts.
-* ``region_margin`` (metres, opt-in): dense BEV maps keep only the cells near GT boxes (zeros
+* Per-sample split of the batched features by the teacher's feature spec
+  (:mod:`kd3d.models.specs`), never by name or shape: ``bev`` maps on the batch dimension,
+  ``image`` maps (B*NC, ...) into B equal chunks, ``voxel`` / ``pillar`` sparse tensors by
+  batch index, ``point`` rows by the samples' point counts and ``key_point`` rows by their
+  key-frame point counts; a feature whose rows do not match is an error naming it.
+* ``region_margin`` (metres, opt-in): ``bev`` maps keep only the cells near GT boxes (zeros
   elsewhere on load) - for terms that read only foreground (BEVDistill dense/instance,
   UniDistill); not for DistillBEV (background region) or whole-map losses.
 * The fingerprint hashes the teacher's state dict (names, dtypes, shapes, bytes) and the term
   configuration; opening a cache with another fingerprint invalidates it (entries removed).
-* Writes are atomic (temporary file + ``os.replace``); an unreadable entry raises
-  :class:`CacheCorruptError` naming the file and the sample.
+* Writes are atomic (temporary file + ``os.replace``); every entry stores a sha256 of its
+  features (names, dtypes, shapes, bytes) checked on read. An unreadable entry or one whose
+  bytes were overwritten raises :class:`CacheCorruptError` naming the file and the sample.
 """
 from __future__ import annotations
 
@@ -34,10 +38,11 @@ from pathlib import Path
 import torch
 
 from kd3d.models.base import ModelOutput
+from kd3d.models.specs import SPARSE_KINDS
 from kd3d.ops.spconv import is_sparse_tensor, sparse_tensor
 from kd3d.structures.bev import BEVGrid
 
-FORMAT = 1
+FORMAT = 2  # 2: split by feature spec, checksum per entry
 
 
 class CacheCorruptError(RuntimeError):
@@ -72,50 +77,83 @@ def _entry_name(token: str) -> str:
     return "h_" + hashlib.sha1(token.encode()).hexdigest()
 
 
-def _point_sizes(batch, n: int, key: str) -> list[int]:
-    samples = getattr(batch, "samples", None) or []
-    key_counts = [int(s.num_key_points) for s in samples]
-    if key_counts and sum(key_counts) == n:
-        return key_counts
-    sizes = [len(p) for p in batch.points]
-    if sum(sizes) == n:
-        return sizes
-    raise ValueError(f"teacher cache: feature {key!r} has {n} rows, matching neither the key points nor all points")
+def _rows_per_sample(kind: str, batch, n: int, key: str) -> list[int]:
+    if kind == "point":
+        sizes, what = [len(p) for p in batch.points], "point counts"
+    else:
+        sizes, what = [int(s.num_key_points) for s in batch.samples], "key-frame point counts"
+    if sum(sizes) != n:
+        raise ValueError(f"teacher cache: feature {key!r} (kind {kind!r}) has {n} rows, the batch's {what} "
+                         f"{sizes} sum to {sum(sizes)}")
+    return sizes
 
 
-def _split(feats: dict, keys, batch, bsz: int) -> list[dict]:
+def _split(feats: dict, keys, batch, bsz: int, specs: dict | None) -> list[dict]:
+    """Per-sample entries of the teacher's batched ``feats``, split by each key's spec kind."""
     per = [dict() for _ in range(bsz)]
     for key in keys:
         if key not in feats:
             raise KeyError(f"teacher cache: the teacher output has no feature {key!r}; available {sorted(feats)}")
-        v = feats[key]
-        if is_sparse_tensor(v):
+        spec = (specs or {}).get(key)
+        if spec is None:
+            raise ValueError(f"teacher cache: the teacher declares no feature spec for {key!r} "
+                             "(its feature_specs() must cover every cached feature)")
+        v, kind = feats[key], spec.kind
+        if kind in SPARSE_KINDS:
+            if not is_sparse_tensor(v):
+                raise ValueError(f"teacher cache: feature {key!r} has spec kind {kind!r} but is {type(v).__name__}")
             for b in range(bsz):
                 m = v.indices[:, 0] == b
                 per[b][key] = {"kind": "sparse", "features": v.features[m].detach(),
                                "indices": v.indices[m, 1:].detach().int(), "spatial_shape": list(v.spatial_shape)}
-        elif key.startswith("point_"):
-            for b, chunk in enumerate(v.detach().split(_point_sizes(batch, v.shape[0], key))):
+        elif not torch.is_tensor(v):
+            raise ValueError(f"teacher cache: feature {key!r} (kind {kind!r}) is {type(v).__name__}, not a tensor")
+        elif kind in ("point", "key_point"):
+            for b, chunk in enumerate(v.detach().split(_rows_per_sample(kind, batch, v.shape[0], key))):
                 per[b][key] = {"kind": "points", "data": chunk}
-        elif torch.is_tensor(v) and v.shape[0] % bsz == 0:
+        elif kind in ("bev", "image"):
+            if (kind == "bev" and v.shape[0] != bsz) or v.shape[0] % bsz:
+                raise ValueError(f"teacher cache: feature {key!r} (kind {kind!r}) has leading size {v.shape[0]} "
+                                 f"for a batch of {bsz}")
             for b, chunk in enumerate(v.detach().chunk(bsz, dim=0)):
                 per[b][key] = {"kind": "dense", "data": chunk}
         else:
-            raise ValueError(f"teacher cache: cannot split feature {key!r} of type {type(v).__name__} per sample")
+            raise ValueError(f"teacher cache: cannot split feature {key!r} of kind {kind!r} per sample")
     return per
 
 
-def _crop_regions(entry: dict, boxes: torch.Tensor, grid: BEVGrid, margin: float) -> dict:
-    """Keep only the cells of (1, C, H, W) maps within ``margin`` metres of a GT box (circle of
-    radius ``margin + max(l, w) / 2`` around each box centre); the rest is zero on load."""
+def entry_checksum(feats: dict) -> str:
+    """sha256 over an entry's stored features: key, field, dtype, shape and bytes of each tensor
+    (other fields by ``repr``), in sorted order."""
+    h = hashlib.sha256()
+    for key in sorted(feats):
+        for name in sorted(feats[key]):
+            v = feats[key][name]
+            h.update(f"{key}|{name}|".encode())
+            if torch.is_tensor(v):
+                t = v.detach().cpu().contiguous()
+                h.update(f"{t.dtype}|{tuple(t.shape)}|".encode())
+                if t.numel():
+                    h.update((t.to(torch.uint8) if t.dtype == torch.bool else t).reshape(-1).view(torch.uint8).numpy())
+            else:
+                h.update(repr(v).encode())
+    return h.hexdigest()
+
+
+def _crop_regions(entry: dict, boxes: torch.Tensor, grids: dict, margin: float) -> dict:
+    """Keep only the cells of the (1, C, H, W) ``bev`` maps (``grids``: key -> their BEVGrid)
+    within ``margin`` metres of a GT box (circle of radius ``margin + max(l, w) / 2`` around each
+    box centre); the rest is zero on load."""
     out = {}
     for key, item in entry.items():
         data = item.get("data")
-        if item["kind"] != "dense" or data is None or data.ndim != 4 or data.shape[0] != 1:
+        if key not in grids:
             out[key] = item
             continue
         h, w = data.shape[-2:]
-        g = BEVGrid(grid.xmin, grid.ymin, grid.xmax, grid.ymax, (grid.xmax - grid.xmin) / w, (grid.ymax - grid.ymin) / h)
+        g = grids[key]
+        if g.shape != (h, w):
+            raise ValueError(f"teacher cache: feature {key!r} is {h}x{w}, its spec grid {g} is {g.shape}")
         centres = torch.as_tensor(g.cell_centers(), dtype=torch.float64).reshape(-1, 2)
         keep = torch.zeros(h * w, dtype=torch.bool)
         for bx in boxes.detach().cpu().double():
@@ -149,10 +187,14 @@ def _to_storage(entry: dict, dtype) -> dict:
 class TeacherCache:
     """On-disk teacher features keyed by sample token (see the module docstring)."""
 
-    def __init__(self, root, *, fingerprint: str, keys, bev_grid: BEVGrid | None = None,
+    def __init__(self, root, *, fingerprint: str, keys, specs: dict | None = None, bev_grid: BEVGrid | None = None,
                  dtype: torch.dtype = torch.float16, region_margin: float | None = None):
+        """``specs``: the teacher's feature specs (at least of ``keys``); needed to store entries
+        (:meth:`build`, :meth:`fill`), not to replay them."""
         if region_margin is not None and bev_grid is None:
             raise ValueError("TeacherCache: region_margin needs the teacher's bev_grid")
+        self.specs = {k: specs[k] for k in keys if k in specs} if specs is not None else None
+        kinds = None if self.specs is None else {k: v.kind for k, v in self.specs.items()}
         self.region_margin = region_margin
         fingerprint = fingerprint if region_margin is None else f"{fingerprint}|region{float(region_margin)}"
         self.root = Path(root)
@@ -161,7 +203,8 @@ class TeacherCache:
         self.invalidated = False
         manifest = self._read_manifest()
         if manifest is not None and (manifest.get("fingerprint") != fingerprint or manifest.get("keys") != self.keys
-                                     or manifest.get("format") != FORMAT):
+                                     or manifest.get("format") != FORMAT
+                                     or (kinds is not None and manifest.get("kinds") != kinds)):
             self.clear()
             self.invalidated = True
             manifest = None
@@ -172,8 +215,10 @@ class TeacherCache:
 
     @classmethod
     def for_teacher(cls, root, teacher: torch.nn.Module, terms, **kw) -> "TeacherCache":
+        from kd3d.distill.specs import model_specs
+
         return cls(root, fingerprint=fingerprint(teacher, terms), keys=required_teacher_keys(terms),
-                   bev_grid=getattr(teacher, "bev_grid", None), **kw)
+                   specs=model_specs(teacher), bev_grid=getattr(teacher, "bev_grid", None), **kw)
 
     # ------------------------------------------------------------- manifest
     def _read_manifest(self):
@@ -188,7 +233,8 @@ class TeacherCache:
     def _write_manifest(self) -> None:
         self.entries.mkdir(parents=True, exist_ok=True)
         g = self.bev_grid
-        data = {"format": FORMAT, "fingerprint": self.fingerprint, "keys": self.keys,
+        kinds = None if self.specs is None else {k: v.kind for k, v in self.specs.items()}
+        data = {"format": FORMAT, "fingerprint": self.fingerprint, "keys": self.keys, "kinds": kinds,
                 "bev_grid": None if g is None else [g.xmin, g.ymin, g.xmax, g.ymax, g.dx, g.dy]}
         self._atomic_write(self.root / "manifest.json", lambda f: f.write(json.dumps(data, indent=1).encode()))
 
@@ -226,10 +272,12 @@ class TeacherCache:
     def _crop(self, entry: dict, batch, b: int) -> dict:
         if self.region_margin is None:
             return entry
-        return _crop_regions(entry, batch.gt_boxes[b], self.bev_grid, self.region_margin)
+        grids = {k: v.grid for k, v in (self.specs or {}).items() if v.kind == "bev"}
+        return _crop_regions(entry, batch.gt_boxes[b], grids, self.region_margin)
 
     def write(self, token: str, entry: dict) -> None:
-        payload = {"token": token, "fingerprint": self.fingerprint, "feats": _to_storage(entry, self.dtype)}
+        feats = _to_storage(entry, self.dtype)
+        payload = {"token": token, "fingerprint": self.fingerprint, "feats": feats, "checksum": entry_checksum(feats)}
         self._atomic_write(self.path(token), lambda f: torch.save(payload, f))
 
     def read(self, token: str) -> dict:
@@ -245,6 +293,15 @@ class TeacherCache:
                 or payload.get("token") != token or set(payload.get("feats", {})) != set(self.keys):
             raise CacheCorruptError(f"teacher cache entry {path} (sample {token!r}) does not belong to this cache "
                                     f"(token, fingerprint or keys differ); rebuild the cache")
+        try:
+            digest = entry_checksum(payload["feats"])
+        except (TypeError, KeyError, AttributeError, RuntimeError) as exc:
+            raise CacheCorruptError(f"teacher cache entry {path} (sample {token!r}) has malformed features ({exc}); "
+                                    "delete it or rebuild the cache") from exc
+        if payload.get("checksum") != digest:
+            raise CacheCorruptError(f"teacher cache entry {path} (sample {token!r}) fails its checksum (stored "
+                                    f"{str(payload.get('checksum'))[:12]}, content {digest[:12]}): its bytes were "
+                                    "overwritten; delete it or rebuild the cache")
         return payload["feats"]
 
     @torch.no_grad()
@@ -260,7 +317,8 @@ class TeacherCache:
             if device is not None:
                 batch = batch.to(device)
             out = teacher(batch)
-            for b, (token, entry) in enumerate(zip(tokens, _split(out.feats, self.keys, batch, len(tokens)))):
+            entries = _split(out.feats, self.keys, batch, len(tokens), self.specs)
+            for b, (token, entry) in enumerate(zip(tokens, entries)):
                 if overwrite or not self.has(token):
                     self.write(token, self._crop(entry, batch, b))
                     written += 1
@@ -283,7 +341,8 @@ class TeacherCache:
                              "cached teacher features would not match. Disable train augmentation or the cache")
         teacher.eval()
         out = teacher(batch)
-        for b, (token, entry) in enumerate(zip(tokens, _split(out.feats, self.keys, batch, len(tokens)))):
+        entries = _split(out.feats, self.keys, batch, len(tokens), self.specs)
+        for b, (token, entry) in enumerate(zip(tokens, entries)):
             if token in missing:
                 self.write(token, self._crop(entry, batch, b))
         return len(missing)

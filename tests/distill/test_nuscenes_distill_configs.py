@@ -1,14 +1,10 @@
 """The nuScenes-scale distillation configs (``configs/nuscenes/distill_*.py``) pair the named
-nuScenes teacher and student configs, load the data the teacher needs, and every channel count
-in their ``method_kwargs`` equals what the real nuScenes-scale models produce.
-
-Channels are read from real tensors of the nuScenes-scale models without a full forward (a
-full one would cost minutes on one CPU thread): the LiDAR encoders run on a few hundred points
-(sparse voxels / scattered pillars at the full grid), the camera view transformer on one
-camera's stride-16 feature map (the ResNet-50 + FPN are skipped: their output width is the
-view transformer's input), the 2D BEV backbones and necks on a 16 x 16 centre crop of the BEV
-map (channel counts do not depend on the map size); the segmenters run whole.
+nuScenes teacher and student configs, load the data the teacher needs, type no channel counts
+or voxel geometry, and the terms built from the real nuScenes-scale models' feature specs fit
+together (adapters, graph convs, projection heads, grids). That the specs equal the real
+forward outputs at nuScenes scale is tests/models/test_feature_specs.py's job.
 """
+import copy
 import dataclasses
 import functools
 import math
@@ -25,8 +21,8 @@ import real_models as rm  # noqa: E402
 from kd3d.distill import DistillConfig  # noqa: E402
 from kd3d.distill.adapters import ChannelAdapter  # noqa: E402
 from kd3d.distill.build import build_distiller  # noqa: E402
-from kd3d.distill.distiller import DistillContext  # noqa: E402
-from kd3d.distill.methods import build_terms  # noqa: E402
+from kd3d.distill.distiller import DistillContext, inherit_head  # noqa: E402
+from kd3d.distill.specs import build_terms_for_models  # noqa: E402
 from kd3d.distill.methods.bevdistill import InstanceContrastiveLoss  # noqa: E402
 from kd3d.distill.methods.distillbev import DistillBEVSpatialLoss  # noqa: E402
 from kd3d.distill.methods.pointdistiller import PointDistillerLoss  # noqa: E402
@@ -35,7 +31,6 @@ from kd3d.distill.methods.unidistill import UNIDISTILL_WEIGHTS, KeypointRelation
 from kd3d.models.build import build_model  # noqa: E402
 from kd3d.engine.config import load_config  # noqa: E402
 from kd3d.models.base import ModelOutput  # noqa: E402
-from kd3d.ops.spconv import is_sparse_tensor  # noqa: E402
 
 # config -> (teacher config, student config)
 CASES = {
@@ -49,7 +44,6 @@ CASES = {
     "nuscenes/distill_pvd": ("nuscenes/seg_unet", "nuscenes/seg_unet_w050"),
 }
 CAMERA_STUDENT = "nuscenes/lss_r50_256x704"
-CROP = 16
 
 # losses whose two inputs may have different channel counts (own projections, or similarity
 # matrices); every other term compares student (adapted) and teacher channel for channel
@@ -89,65 +83,17 @@ def _batch():
     return b
 
 
-def _centre_crop(x):
-    h, w = x.shape[-2:]
-    return x[..., h // 2 - CROP // 2:h // 2 + CROP // 2, w // 2 - CROP // 2:w // 2 + CROP // 2]
+def _terms(name):
+    """(terms, adapters, student specs, teacher specs) of config ``name`` built on the real models."""
+    cfg = _cfg(name)
+    t_name, s_name = CASES[name]
+    student, teacher = _model(s_name), _model(t_name)
+    terms, adapters = build_terms_for_models(cfg.distill.method, cfg.distill.method_kwargs, student=student,
+                                             teacher=teacher)
+    return terms, adapters, student.feature_specs(), teacher.feature_specs()
 
 
-def _info(value, full_hw=None, crop_hw=None):
-    """(channels, full-scale (H, W) or None) of a feature tensor; maps computed on a crop are
-    scaled back to the full map by the crop ratio."""
-    if is_sparse_tensor(value):
-        return int(value.features.shape[1]), None
-    if value.ndim == 2:
-        return int(value.shape[1]), None
-    hw = tuple(value.shape[-2:])
-    if full_hw is not None:
-        hw = tuple(f * s // c for f, s, c in zip(full_hw, hw, crop_hw))
-    return int(value.shape[1]), hw
-
-
-@functools.lru_cache(maxsize=None)
-def _features(name):
-    """{feature key: (channels, full-scale (H, W) or None)} and the raw sparse/dense encoder
-    outputs of model config ``name`` (see the module docstring for what runs)."""
-    m, batch = _model(name), _batch()
-    kind = type(m).__name__
-    with torch.no_grad():
-        if kind == "LidarSegmenter":
-            feats = m(batch).feats
-            return {k: _info(v) for k, v in feats.items() if torch.is_tensor(v) or is_sparse_tensor(v)}, feats
-        if kind == "LidarCenterPoint":
-            raw = dict(m.encoder(batch.points))
-            bev = raw["bev"]
-        elif kind == "FusionCenterPoint":
-            raw = dict(m.lidar_encoder(batch.points))
-            h, w = raw["bev"].shape[-2:]
-            cam = torch.randn(1, m.camera.out_channels, h, w)
-            bev = m.fuser(raw["bev"], cam)
-            raw["bev"] = bev
-        elif kind == "CameraBEVDet":
-            vt = m.camera.view_transformer
-            _, fh, fw, _ = vt.frustum.shape
-            fpn = torch.randn(1, m.camera.neck.out_channels, fh, fw)
-            bev, _ = vt(fpn, batch)
-            raw = {"bev": bev}
-        else:
-            raise AssertionError(f"unexpected model type {kind}")
-        full, x = tuple(bev.shape[-2:]), _centre_crop(bev)
-        out = {k: _info(v) for k, v in raw.items()}
-        if kind == "CameraBEVDet":
-            maps = m.bev_encoder(x)
-        else:
-            stages = m.backbone(x)
-            maps = {f"bev_stage{k}": s for k, s in enumerate(stages, start=1)}
-            maps["bev_neck"] = m.neck(stages)
-        for k, v in maps.items():
-            out[k] = _info(v, full, x.shape[-2:])
-    return out, raw
-
-
-def _channel_needs(loss):
+def _loss_channels(loss):
     """(student channels, teacher channels) a term's loss module is built for, None where free."""
     if isinstance(loss, InstanceContrastiveLoss):
         return loss.student_proj[0].in_features, loss.teacher_proj[0].in_features
@@ -184,12 +130,14 @@ def test_config_pairs_the_named_nuscenes_models(name):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_method_kwargs_channels_match_the_real_models(name):
+def test_terms_take_channels_from_the_model_specs(name):
     cfg = _cfg(name)
     t_name, s_name = CASES[name]
-    s_feats, _ = _features(s_name)
-    t_feats, _ = _features(t_name)
-    terms, adapters = build_terms(cfg.distill.method, **cfg.distill.method_kwargs)
+    kw = cfg.distill.method_kwargs
+    typed = {"student_channels", "teacher_channels", "point_range", "voxel_size"} & set(kw)
+    assert not typed, f"{name}: hand-typed {sorted(typed)} in method_kwargs"
+    assert all(isinstance(level, str) for level in kw.get("levels", ()))
+    terms, adapters, s_specs, t_specs = _terms(name)
     assert terms
     used = set()
     for term in terms:
@@ -197,23 +145,24 @@ def test_method_kwargs_channels_match_the_real_models(name):
             assert term.student_key == term.teacher_key == ("heatmap", "reg")
             s_head, t_head = _model(s_name).head, _model(t_name).head
             assert s_head.class_names == t_head.class_names and s_head.tasks == t_head.tasks, term.name
-            assert s_head.grid.shape == t_head.grid.shape, term.name
+            assert all(s_specs[k].grid.shape == t_specs[k].grid.shape for k in term.student_key), term.name
             continue
-        (cs, s_hw), (ct, t_hw) = s_feats[term.student_key], t_feats[term.teacher_key]
-        need_s, need_t = _channel_needs(term.loss)
+        ss, ts = s_specs[term.student_key], t_specs[term.teacher_key]
+        assert ss.kind == ts.kind, f"{term.name}: student {ss.kind} vs teacher {ts.kind}"
+        need_s, need_t = _loss_channels(term.loss)
         if need_s is not None:
-            assert (need_s, need_t) == (cs, ct), \
-                f"{term.name}: loss built for {need_s}->{need_t}, models give {cs}->{ct}"
+            assert (need_s, need_t) == (ss.channels, ts.channels), term.name
         if term.adapter is not None:
             ad = adapters[term.adapter]
             assert isinstance(ad, ChannelAdapter)
-            assert (ad.conv.in_channels, ad.conv.out_channels) == (cs, ct), \
-                f"{term.name}: adapter {ad.conv.in_channels}->{ad.conv.out_channels}, models give {cs}->{ct}"
+            assert (ad.conv.in_channels, ad.conv.out_channels) == (ss.channels, ts.channels), term.name
             used.add(term.adapter)
         elif not isinstance(term.loss, CHANNEL_FREE):
-            assert cs == ct, f"{term.name}: compares {cs} student with {ct} teacher channels without an adapter"
-        if s_hw is not None and t_hw is not None and cfg.distill.method == "distillbev":
-            assert s_hw == t_hw, f"{term.name}: student map {s_hw} vs teacher map {t_hw}"
+            assert ss.channels == ts.channels, f"{term.name}: {ss.channels} vs {ts.channels} channels, no adapter"
+        if ss.kind == "bev" and cfg.distill.method == "distillbev":
+            assert ss.grid.shape == ts.grid.shape, f"{term.name}: student map {ss.grid} vs teacher map {ts.grid}"
+        if ss.kind in ("voxel", "pillar"):
+            assert ss.spatial_shape == ts.spatial_shape, term.name
     assert used == set(adapters), f"adapters never used: {set(adapters) - used}"
 
 
@@ -225,31 +174,38 @@ def test_method_settings(name):
     d, kw = cfg.distill, cfg.distill.method_kwargs
     if s_name == CAMERA_STUDENT:
         assert _model(s_name).bev_grid == _model(t_name).bev_grid
-        assert not d.inherit_head
+        assert d.inherit_head == ("task_heads" if d.method == "distillbev" else False)
     if d.method == "bevdistill":
         assert (kw["dense_weight"], kw["instance_weight"], kw["temperature"]) == (0.01, 0.2, 0.07)
         assert kw["feature_key"] == "bev_neck" and kw["distill_velocity"] is False
     elif d.method == "distillbev":
         assert list(kw["levels"]) == ["bev_stage1", "bev_stage2", "bev_neck"]
         assert (kw["a_fg"], kw["a_bg"], kw["a_fp"], kw["a_sp"]) == (6e-3, 4e-2, 6e-2, 2.5e-3)
+        # the per-task heads are inheritable at nuScenes scale: 6 tasks x 7 branches (heatmap, 5 box
+        # groups, attributes) x 8 tensors (conv, 5 BN entries, final conv weight + bias)
+        names = inherit_head(copy.deepcopy(_model(s_name)), _model(t_name), mode="task_heads")
+        assert len(names) == 6 * 7 * 8
     elif d.method == "unidistill":
         pair = (kw["teacher_modality"], kw["student_modality"])
         assert tuple(kw["weights"]) == UNIDISTILL_WEIGHTS[pair]
         assert pair[0] == ("fusion" if "fusion" in t_name else "lidar") and pair[1] == "camera"
         assert kw["distill_velocity"] is False
-    elif d.method == "pointdistiller":
-        terms, _ = build_terms(d.method, **kw)
-        (loss,) = [t.loss for t in terms]
-        encoder = _model(t_name).encoder
-        if kw["feature_key"] == "voxel":
-            assert kw["preset"] == "second" and (loss.num_items, loss.tau) == (256, 1e-4)
-            assert loss.importance == "points" and list(loss.point_range) == list(encoder.voxelizer.point_range)
-        else:
-            assert kw["preset"] == "pointpillars" and (loss.num_items, loss.k, loss.tau) == (6000, 128, 1e-2)
-    elif d.method == "pvd":
+    elif d.method == "pointdistiller":  # the authors' settings (docs/methods.md)
+        from kd3d.distill.specs import build_terms_for_models
+
+        terms, _ = build_terms_for_models(d.method, kw, student=_model(s_name), teacher=_model(t_name))
+        losses = [t.loss for t in terms]
+        if "pillar" in t_name:  # pillar features before the scatter, kept points per pillar
+            assert kw["preset"] == "pointpillars" and [t.teacher_key for t in terms] == ["voxel"]
+            assert (losses[0].num_items, losses[0].k, losses[0].tau, losses[0].importance) == (6000, 128, 1e-2, "points")
+        else:  # two 2D BEV-backbone stages, channel-max importance, equal weights
+            assert kw["preset"] == "second" and [t.teacher_key for t in terms] == ["bev_stage1", "bev_stage2"]
+            assert all((x.num_items, x.k, x.tau, x.importance) == (256, 128, None, "feature_max") for x in losses)
+    elif d.method == "pvd":  # voxel centres from the teacher's voxel grid (its feature specs)
         seg = _model(t_name)
-        assert list(kw["voxel_size"]) == list(seg.voxel_size) == list(_model(s_name).voxel_size)
-        assert list(kw["point_range"]) == list(seg.point_range)
+        assert list(seg.voxel_size) == list(_model(s_name).voxel_size)
+        (loss,) = [t.loss for t in _terms(name)[0] if t.name == "pvd/voxel_affinity"]
+        assert list(loss.voxel_size) == list(seg.voxel_size) and list(loss.point_range) == list(seg.point_range)
     else:
         raise AssertionError(f"no settings check for method {d.method!r}")
 
@@ -267,7 +223,7 @@ def test_build_distiller(name):
     dist = build_distiller(_untrained(cfg), student=student, teacher=teacher)
     assert dist.student is student and dist.teacher is teacher
     assert not any(p.requires_grad for p in teacher.parameters())
-    assert len(dist.terms) == len(build_terms(cfg.distill.method, **cfg.distill.method_kwargs)[0])
+    assert len(dist.terms) == len(_terms(name)[0])
 
 
 def test_pvd_runs_at_nuscenes_scale():
@@ -283,17 +239,19 @@ def test_pvd_runs_at_nuscenes_scale():
     assert all(math.isfinite(float(losses[k])) for k in terms)
 
 
-@pytest.mark.parametrize("name", ["nuscenes/distill_pointdistiller_voxel_w050",
-                                  "nuscenes/distill_pointdistiller_voxel_w025"])
-def test_pointdistiller_runs_on_real_sparse_voxels(name):
-    """The term on the real nuScenes-scale ``voxel`` tensors (stride-8 stage, point-count importance)."""
+def test_pointdistiller_runs_on_real_pillars():
+    """The term on the real nuScenes-scale pillar features (before the scatter), importance
+    from the teacher's kept points per pillar."""
+    name = "nuscenes/distill_pointdistiller_pillar_w050"
     cfg = _cfg(name)
     t_name, s_name = CASES[name]
-    terms, _ = build_terms(cfg.distill.method, **cfg.distill.method_kwargs)
-    (term,) = terms
-    s, t = _features(s_name)[1]["voxel"], _features(t_name)[1]["voxel"]
+    (term,), _, _, _ = _terms(name)
+    with torch.no_grad():
+        t_raw = _model(t_name).encoder(_batch().points)
+        s = _model(s_name).encoder(_batch().points)["voxel"]
+    t = t_raw["voxel"]
     ctx = DistillContext(batch=_batch(), student_out=ModelOutput(feats={}, preds={}),
-                         teacher_out=ModelOutput(feats={}, preds={}))
+                         teacher_out=ModelOutput(feats={"voxel_num_points": t_raw["voxel_num_points"]}, preds={}))
     term.loss.eval()
     with torch.no_grad():
         value = term.loss(s, t, ctx)

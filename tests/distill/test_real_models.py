@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import real_models as rm  # noqa: E402
 
 from kd3d.distill import Distiller  # noqa: E402
-from kd3d.distill.methods import build_terms  # noqa: E402
+from kd3d.distill.specs import build_terms_for_models  # noqa: E402
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden_real_terms.json")
 
@@ -24,28 +24,24 @@ def _cases():
     """name -> (teacher factory, student factory, method, method kwargs)."""
     cases = {
         "bevdistill_lidar_camera": (rm.lidar_voxel, rm.camera, "bevdistill",
-                                    dict(student_channels=16, teacher_channels=128, proj_dim=8, hidden=16)),
+                                    dict(proj_dim=8, hidden=16)),
         "distillbev_lidar_camera": (rm.lidar_voxel, rm.camera, "distillbev",
-                                    dict(levels={"bev_stage1": (8, 32), "bev_stage2": (16, 64), "bev_neck": (16, 128)})),
+                                    dict(levels=["bev_stage1", "bev_stage2", "bev_neck"])),
         "pointdistiller_second_050": (rm.lidar_voxel, lambda: rm.lidar_voxel(width=0.125, seed=1), "pointdistiller",
-                                      dict(student_channels=[16, 32], teacher_channels=[32, 64], preset="second",
-                                           feature_key=["bev_stage1", "bev_stage2"], num_items=16, k=4)),
+                                      dict(preset="second", feature_key=["bev_stage1", "bev_stage2"], num_items=16, k=4)),
         "pointdistiller_pillars_025": (rm.lidar_pillar, lambda: rm.lidar_pillar(width=0.0625, seed=1),
                                        "pointdistiller",
-                                       dict(student_channels=4, teacher_channels=16, feature_key="voxel",
+                                       dict(feature_key="voxel",
                                             preset="pointpillars", num_items=128, k=8)),
         "pvd_seg_050": (rm.segmenter, lambda: rm.segmenter(width=0.125, seed=1), "pvd",
                         dict(num_supervoxels=4, points_per_supervoxel=16, supervoxel_mode="cylinder")),
     }
-    bev = {"lidar": (rm.lidar_voxel, 32), "camera": (rm.camera, 8), "fusion": (rm.fusion, 16)}
+    bev = {"lidar": rm.lidar_voxel, "camera": rm.camera, "fusion": rm.fusion}
     for t_mod, s_mod in (("lidar", "camera"), ("fusion", "camera"), ("camera", "lidar"), ("fusion", "lidar")):
-        (tf, tc), (sf, sc) = bev[t_mod], bev[s_mod]
+        tf, sf = bev[t_mod], bev[s_mod]
         student = (lambda f=sf: f(seed=1)) if s_mod != "lidar" else (lambda: rm.lidar_voxel(width=0.125, seed=1))
-        if s_mod == "lidar":
-            sc = 16
         cases[f"unidistill_{t_mod}_{s_mod}"] = (tf, student, "unidistill",
-                                                 dict(teacher_modality=t_mod, student_modality=s_mod,
-                                                      student_channels=sc, teacher_channels=tc))
+                                                 dict(teacher_modality=t_mod, student_modality=s_mod))
     return cases
 
 
@@ -72,7 +68,7 @@ def _build(name):
     tf, sf, method, kw = CASES[name]
     teacher, student = _calibrate_bn(tf()), _calibrate_bn(sf())
     torch.manual_seed(123)
-    terms, adapters = build_terms(method, **kw)
+    terms, adapters = build_terms_for_models(method, kw, student=student, teacher=teacher)
     return Distiller(student=student, teacher=teacher, terms=terms, adapters=adapters)
 
 

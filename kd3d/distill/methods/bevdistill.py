@@ -15,6 +15,7 @@ from torch import nn
 from kd3d.distill.adapters import ChannelAdapter, grid_for_map, resample_map, sample_bev
 from kd3d.distill.bev_targets import batch_gaussian_heatmaps, draw_gaussian_heatmap, reg_channel_mask
 from kd3d.distill.distiller import DistillTerm
+from kd3d.distill.specs import spec_channels
 from kd3d.distill.methods import MethodDescriptor, MethodMaps
 
 
@@ -171,18 +172,26 @@ class PredictionL1Loss(nn.Module):
         return f"score_thresh={self.score_thresh}, max_peaks={self.max_peaks}, distill_velocity={self.distill_velocity}"
 
 
-def bevdistill_terms(*, student_channels: int, teacher_channels: int, feature_key: str = "bev_neck",
-                     dense_weight: float = 0.01, instance_weight: float = 0.2, prediction_weight: float = 1.0,
+def bevdistill_terms(*, student_specs: dict | None = None, teacher_specs: dict | None = None,
+                     student_channels: int | None = None, teacher_channels: int | None = None,
+                     feature_key: str = "bev_neck", dense_weight: float = 0.01, instance_weight: float = 0.2,
+                     prediction_weight: float = 1.0,
                      temperature: float = 0.07, proj_dim: int = 128, hidden: int = 256,
                      min_overlap: float = 0.1, score_thresh: float = 0.1, max_peaks: int = 100,
                      instance_locations: str = "gt", distill_velocity: bool = True):
-    """BEVDistill terms on ``feature_key`` (student C_s -> teacher C_t channels).
+    """BEVDistill terms on ``feature_key`` (student C_s -> teacher C_t channels, read from the
+    models' ``student_specs`` / ``teacher_specs``; ``student_channels`` / ``teacher_channels``
+    only when building without models, see :mod:`kd3d.distill.specs`).
 
     Returns ``(terms, adapters)``. A weight of 0 drops its term. The prediction term's weight
     is not given by the paper; 1.0 here. ``instance_locations``: 'gt', 'pred' or 'both' (see
     :class:`InstanceContrastiveLoss`). ``distill_velocity=False``: the prediction term skips the
     velocity channels (single-frame students).
     """
+    student_channels = spec_channels(student_specs, feature_key, student_channels, side="student",
+                                     method="bevdistill")
+    teacher_channels = spec_channels(teacher_specs, feature_key, teacher_channels, side="teacher",
+                                     method="bevdistill")
     terms, adapters = [], {}
     if dense_weight:
         adapters["bevdistill_dense"] = ChannelAdapter(student_channels, teacher_channels)
@@ -208,7 +217,8 @@ def bevdistill_maps(ctx):
     dense = (ctx.losses(ForegroundGaussianMSE) or [ForegroundGaussianMSE()])[0]
     boxes = ctx.boxes()
     weight = draw_gaussian_heatmap(boxes, ctx.grid, min_overlap=dense.min_overlap, min_radius=dense.min_radius)
-    return MethodMaps({"bevdistill/dense weight": weight}, keypoints=instance_centres([boxes], ctx.grid)[0])
+    return MethodMaps({"bevdistill/dense weight": weight}, keypoints=instance_centres([boxes], ctx.grid)[0],
+                      overlay="GT instance centres")
 
 
 DESCRIPTOR = MethodDescriptor("bevdistill", bevdistill_terms, "BEVDistill: Gaussian-weighted dense imitation, "

@@ -10,8 +10,14 @@ the teacher grid and FT the teacher map (B, C, H, W)::
 
 * G: cells whose centre lies inside a GT box (A_box: footprint l*w of the smallest such box).
 * FP: teacher false positives outside G: ``max_c sigmoid(teacher heatmap) > 0.1`` and GT
-  Gaussian heatmap (min overlap 0.1) ``< 0.1``. BG: everything else. N_bg, N_fp per sample.
+  Gaussian heatmap (min overlap 0.1, radius at least 2 as in the authors' code) ``< 0.1``.
+  BG: everything else. N_bg, N_fp per sample.
 * A = (P_T + P_S) / 2, ``P(F) = H*W softmax_ij(mean_c |F| / 0.5)``, without gradient.
+* The FP part is further multiplied per channel by the teacher channel attention
+  ``C * softmax_c(mean_ij |FT| / 0.5)`` (the authors' code; the paper's formula omits it;
+  ``channel_attention=False`` drops it).
+
+Paper / authors' code / kd3d differences: ``docs/methods.md`` (DistillBEV section).
 """
 from __future__ import annotations
 
@@ -24,9 +30,10 @@ from kd3d.distill.bev_targets import boxes_cell_masks, draw_gaussian_heatmap
 from kd3d.distill.distiller import DistillTerm, inherit_head
 from kd3d.distill.methods import MethodDescriptor, MethodMaps
 from kd3d.distill.methods.bevdistill import _grids, to_teacher_grid
+from kd3d.distill.specs import spec_channels
 
 __all__ = ["DistillBEVFeatureLoss", "DistillBEVSpatialLoss", "distillbev_terms", "distillbev_regions",
-           "spatial_attention", "inherit_head"]
+           "spatial_attention", "channel_attention", "inherit_head"]
 
 
 def spatial_attention(feat: torch.Tensor, tau: float = 0.5) -> torch.Tensor:
@@ -37,9 +44,20 @@ def spatial_attention(feat: torch.Tensor, tau: float = 0.5) -> torch.Tensor:
         return (h * w * torch.softmax(a, dim=1)).reshape(b, h, w)
 
 
+def channel_attention(feat: torch.Tensor, tau: float = 0.5) -> torch.Tensor:
+    """``C * softmax_c(mean_ij |F| / tau)``: (B, C, H, W) -> (B, C), no gradient (sums to C)."""
+    with torch.no_grad():
+        c = feat.shape[1]
+        return c * torch.softmax(feat.detach().abs().mean(dim=(2, 3)) / tau, dim=1)
+
+
 def distillbev_regions(boxes: torch.Tensor, grid, teacher_score: torch.Tensor | None, *,
-                       fp_thresh: float = 0.1, gt_thresh: float = 0.1, gt_min_overlap: float = 0.1):
+                       fp_thresh: float = 0.1, gt_thresh: float = 0.1, gt_min_overlap: float = 0.1,
+                       gt_min_radius: int = 2):
     """Region decomposition of one sample on ``grid``.
+
+    The GT heatmap that keeps FP away from objects uses radius ``max(gt_min_radius, floor(r))``
+    (2: the authors' CenterPoint target heatmap).
 
     ``boxes`` (M, 9) LiDAR frame; ``teacher_score`` (H, W) ``max_c sigmoid(heatmap)`` on this
     grid or None (no FP region). Returns dict of (H, W) tensors: ``fg`` bool, ``fp`` bool,
@@ -48,7 +66,8 @@ def distillbev_regions(boxes: torch.Tensor, grid, teacher_score: torch.Tensor | 
     """
     inside, box_area = boxes_cell_masks(boxes.detach().cpu(), grid)
     if teacher_score is not None:
-        gt_heat = draw_gaussian_heatmap(boxes.detach().cpu(), grid, min_overlap=gt_min_overlap)
+        gt_heat = draw_gaussian_heatmap(boxes.detach().cpu(), grid, min_overlap=gt_min_overlap,
+                                        min_radius=gt_min_radius)
         fp = (teacher_score.detach().cpu() > fp_thresh) & (gt_heat < gt_thresh) & ~inside
     else:
         fp = torch.zeros_like(inside)
@@ -65,13 +84,18 @@ class DistillBEVFeatureLoss(nn.Module):
 
     ``student``: adapted (B, C_t, H_s, W_s); ``teacher``: (B, C_t, H, W). The teacher heatmap
     (``ctx.teacher_out.feats['heatmap']``) is resized to the level (same metric range).
+    ``channel_attention`` (default on, as the authors' code): the FP part is weighted per channel
+    by :func:`channel_attention` of the teacher map; ``gt_min_radius``: see
+    :func:`distillbev_regions`.
     """
 
     def __init__(self, *, a_fg: float = 6e-3, a_bg: float = 4e-2, a_fp: float = 6e-2, attn_tau: float = 0.5,
-                 fp_thresh: float = 0.1, gt_min_overlap: float = 0.1):
+                 fp_thresh: float = 0.1, gt_min_overlap: float = 0.1, gt_min_radius: int = 2,
+                 channel_attention: bool = True):
         super().__init__()
         self.a_fg, self.a_bg, self.a_fp = float(a_fg), float(a_bg), float(a_fp)
         self.attn_tau, self.fp_thresh, self.gt_min_overlap = float(attn_tau), float(fp_thresh), float(gt_min_overlap)
+        self.gt_min_radius, self.channel_attention = int(gt_min_radius), bool(channel_attention)
 
     @property
     def extra_teacher_keys(self) -> tuple[str, ...]:
@@ -79,7 +103,13 @@ class DistillBEVFeatureLoss(nn.Module):
         return ("heatmap",) if self.a_fp else ()
 
     def region_weights(self, student: torch.Tensor, teacher: torch.Tensor, ctx) -> torch.Tensor:
-        """(B, H, W) per-cell weight ``A * [a_fg s G + a_bg/N_bg BG + a_fp/N_fp FP]``."""
+        """(B, H, W) per-cell weight ``A * [a_fg s G + a_bg/N_bg BG + a_fp/N_fp FP]`` (without the
+        FP part's channel attention)."""
+        main, fp = self._split_weights(student, teacher, ctx)
+        return main + fp
+
+    def _split_weights(self, student: torch.Tensor, teacher: torch.Tensor, ctx):
+        """(B, H, W) ``A * [a_fg s G + a_bg/N_bg BG]`` and (B, H, W) ``A * a_fp/N_fp FP``."""
         _, tg = _grids(ctx, teacher.shape, teacher.shape)
         heat = ctx.teacher_out.feats.get("heatmap") if self.a_fp else None
         score = None
@@ -88,23 +118,28 @@ class DistillBEVFeatureLoss(nn.Module):
             if score.shape[-2:] != teacher.shape[-2:]:
                 score = F.interpolate(score, size=teacher.shape[-2:], mode="bilinear", align_corners=False)
             score = score[:, 0]
-        weights = []
+        weights, fp_weights = [], []
         for b, boxes in enumerate(ctx.batch.gt_boxes):
             r = distillbev_regions(boxes, tg, None if score is None else score[b], fp_thresh=self.fp_thresh,
-                                   gt_min_overlap=self.gt_min_overlap)
-            w = self.a_fg * r["fg_scale"] + self.a_bg / r["n_bg"] * r["bg"].float() \
-                + self.a_fp / r["n_fp"] * r["fp"].float()
-            weights.append(w)
+                                   gt_min_overlap=self.gt_min_overlap, gt_min_radius=self.gt_min_radius)
+            weights.append(self.a_fg * r["fg_scale"] + self.a_bg / r["n_bg"] * r["bg"].float())
+            fp_weights.append(self.a_fp / r["n_fp"] * r["fp"].float())
         attn = 0.5 * (spatial_attention(teacher, self.attn_tau) + spatial_attention(student, self.attn_tau))
-        return torch.stack(weights).to(teacher.device, teacher.dtype) * attn
+        as_t = dict(device=teacher.device, dtype=teacher.dtype)
+        return torch.stack(weights).to(**as_t) * attn, torch.stack(fp_weights).to(**as_t) * attn
 
     def forward(self, student, teacher, ctx):
         student = to_teacher_grid(student, teacher, ctx)
-        w = self.region_weights(student, teacher, ctx)
-        return ((student - teacher.detach()).pow(2) * w[:, None]).sum() / teacher.shape[0]
+        main, fp = self._split_weights(student, teacher, ctx)
+        fp = fp[:, None]  # (B, 1, H, W)
+        if self.a_fp and self.channel_attention:
+            fp = fp * channel_attention(teacher, self.attn_tau)[:, :, None, None]  # (B, C, H, W)
+        w = main[:, None] + fp
+        return ((student - teacher.detach()).pow(2) * w).sum() / teacher.shape[0]
 
     def extra_repr(self):
-        return f"a_fg={self.a_fg}, a_bg={self.a_bg}, a_fp={self.a_fp}, attn_tau={self.attn_tau}"
+        return (f"a_fg={self.a_fg}, a_bg={self.a_bg}, a_fp={self.a_fp}, attn_tau={self.attn_tau}, "
+                f"gt_min_radius={self.gt_min_radius}, channel_attention={self.channel_attention}")
 
 
 class DistillBEVSpatialLoss(nn.Module):
@@ -120,28 +155,43 @@ class DistillBEVSpatialLoss(nn.Module):
         return (teacher.detach().mean(dim=1, keepdim=True) - s).abs().sum() / teacher.shape[0]
 
 
-def distillbev_terms(*, levels: dict[str, tuple[int, int]] | None = None, a_fg: float = 6e-3,
+DEFAULT_LEVELS = ("bev_stage1", "bev_stage2", "bev_neck")
+
+
+def distillbev_terms(*, levels=None, student_specs: dict | None = None, teacher_specs: dict | None = None,
+                     a_fg: float = 6e-3,
                      a_bg: float = 4e-2, a_fp: float = 6e-2, a_sp: float = 2.5e-3, fp_levels=("bev_neck",),
-                     attn_tau: float = 0.5):
+                     attn_tau: float = 0.5, channel_attention: bool = True, gt_min_radius: int = 2):
     """DistillBEV terms.
 
-    ``levels``: feature key -> (student channels, teacher channels); default two backbone stages
-    and the head input ``{'bev_stage1': ..., 'bev_stage2': ..., 'bev_neck': ...}`` must be given
-    with channels. The FP region (weight ``a_fp``) is used on ``fp_levels`` (the head level by
+    ``levels``: the distilled feature keys (default :data:`DEFAULT_LEVELS`: two backbone stages
+    and the head input), each level's adapter channels read from the models' ``student_specs`` /
+    ``teacher_specs``; without models, a mapping key -> (student channels, teacher channels)
+    (see :mod:`kd3d.distill.specs`). The FP region (weight ``a_fp``) is used on ``fp_levels`` (the head level by
     default, as the paper states a_fp for it); set ``a_sp=0`` to drop the spatial terms.
-    Head inheritance: call :func:`inherit_head(student, teacher)` before training.
+    ``channel_attention=False`` drops the teacher channel attention on the FP part (the paper's
+    formula; the authors' code has it); ``gt_min_radius`` is the GT heatmap's minimum radius for
+    the FP region (2, the authors' code). Head inheritance: ``DistillConfig.inherit_head =
+    "task_heads"`` (or :func:`inherit_head(student, teacher, mode="task_heads")`) before training.
     Returns ``(terms, adapters)``.
     """
-    if not levels:
-        raise ValueError("distillbev_terms: levels must map feature keys to (student_channels, teacher_channels), "
-                         "e.g. {'bev_stage1': (64, 128), 'bev_stage2': (128, 256), 'bev_neck': (256, 512)}")
+    if levels is None:
+        levels = DEFAULT_LEVELS
+    if isinstance(levels, str) or not levels:
+        raise ValueError(f"distillbev: levels must be a list of feature keys (or, without models, a mapping key -> "
+                         f"(student channels, teacher channels)), got {levels!r}")
+    explicit = dict(levels) if isinstance(levels, dict) else {key: (None, None) for key in levels}
     terms, adapters = [], {}
-    for key, (cs, ct) in levels.items():
+    for key, (cs, ct) in explicit.items():
         name = f"distillbev_{key}"
-        adapters[name] = ChannelAdapter(int(cs), int(ct))
+        cs = spec_channels(student_specs, key, cs, side="student", method="distillbev")
+        ct = spec_channels(teacher_specs, key, ct, side="teacher", method="distillbev")
+        adapters[name] = ChannelAdapter(cs, ct)
         fp = a_fp if key in fp_levels else 0.0
         terms.append(DistillTerm(f"distillbev/feat_{key}", key, key,
-                                 DistillBEVFeatureLoss(a_fg=a_fg, a_bg=a_bg, a_fp=fp, attn_tau=attn_tau), name, 1.0))
+                                 DistillBEVFeatureLoss(a_fg=a_fg, a_bg=a_bg, a_fp=fp, attn_tau=attn_tau,
+                                                       channel_attention=channel_attention,
+                                                       gt_min_radius=gt_min_radius), name, 1.0))
         if a_sp:
             terms.append(DistillTerm(f"distillbev/sp_{key}", key, key, DistillBEVSpatialLoss(), name, a_sp))
     return terms, adapters

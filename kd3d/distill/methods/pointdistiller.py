@@ -27,6 +27,7 @@ from torch import nn
 
 from kd3d.distill.adapters import match_sparse
 from kd3d.distill.distiller import DistillTerm
+from kd3d.distill.specs import spec_channels
 from kd3d.distill.methods import MethodDescriptor, MethodMaps
 from kd3d.ops.spconv import is_sparse_tensor
 
@@ -199,12 +200,15 @@ class PointDistillerLoss(nn.Module):
                 f"pool={self.pool}")
 
 
-def pointdistiller_terms(*, student_channels, teacher_channels, feature_key="voxel", preset: str | None = None,
+def pointdistiller_terms(*, student_specs: dict | None = None, teacher_specs: dict | None = None,
+                         student_channels=None, teacher_channels=None, feature_key="voxel", preset: str | None = None,
                          num_items: int | None = None, k: int | None = None, tau: float | str | None = None,
                          graph_channels: int = 64, importance: str | None = None, pool: str = "none",
                          weight: float = 1.0):
-    """PointDistiller terms, one per key of ``feature_key`` (a key or a list of keys; channels a
-    number or a list of the same length).
+    """PointDistiller terms, one per key of ``feature_key`` (a key or a list of keys). Channels
+    come from the models' ``student_specs`` / ``teacher_specs``; without models,
+    ``student_channels`` / ``teacher_channels`` (a number or a list of the same length), see
+    :mod:`kd3d.distill.specs`.
 
     Defaults by preset (docs/methods.md): ``'pointpillars'`` on ``voxel`` of the pillar model
     (pillar features before the scatter), ``'second'`` on ``['bev_stage1', 'bev_stage2']``.
@@ -228,7 +232,7 @@ def pointdistiller_terms(*, student_channels, teacher_channels, feature_key="vox
     keys = [feature_key] if isinstance(feature_key, str) else list(feature_key)
 
     def per_key(v, what):
-        vs = [v] * len(keys) if isinstance(v, int) else list(v)
+        vs = [v] * len(keys) if v is None or isinstance(v, int) else list(v)
         if len(vs) != len(keys):
             raise ValueError(f"pointdistiller: {what} {v!r} must be one number or one per feature key {keys}")
         return vs
@@ -237,6 +241,8 @@ def pointdistiller_terms(*, student_channels, teacher_channels, feature_key="vox
     for key, cs, ct in zip(keys, per_key(student_channels, "student_channels"),
                            per_key(teacher_channels, "teacher_channels")):
         imp = importance or ("points" if key == "voxel" else "feature_max")
+        cs = spec_channels(student_specs, key, cs, side="student", method="pointdistiller")
+        ct = spec_channels(teacher_specs, key, ct, side="teacher", method="pointdistiller")
         loss = PointDistillerLoss(student_channels=cs, teacher_channels=ct, graph_channels=graph_channels,
                                   importance=imp, pool=pool, **cfg)
         terms.append(DistillTerm(f"pointdistiller/{key}", key, key, loss, None, weight))
@@ -284,7 +290,8 @@ def pointdistiller_maps(ctx):
     used = torch.unique(sel)
     xy = torch.stack([g.xmin + ((used % g.nx).double() + 0.5) * g.dx, g.ymin + ((used // g.nx).double() + 0.5) * g.dy], 1)
     return MethodMaps({"pointdistiller/importance": importance.reshape(g.shape),
-                       f"pointdistiller/selected (top {n})": selected.reshape(g.shape)}, points=xy)
+                       f"pointdistiller/selected (top {n})": selected.reshape(g.shape)}, points=xy,
+                      overlay=f"cells of the top {n} items")
 
 
 DESCRIPTOR = MethodDescriptor("pointdistiller", pointdistiller_terms, "PointDistiller: kNN graph imitation on "

@@ -30,6 +30,7 @@ from kd3d.distill.adapters import match_sparse
 from kd3d.distill.distiller import DistillTerm
 from kd3d.distill.methods import MethodDescriptor, MethodMaps
 from kd3d.distill.losses import cosine_affinity, kl_div_loss
+from kd3d.distill.specs import spec_geometry
 
 
 def supervoxel_ids(xyz: torch.Tensor, *, mode: str = "cylinder", rho_max: float = 50.0, num_rho: int = 5,
@@ -179,13 +180,18 @@ class VoxelKLLoss(PointKLLoss):
 def pvd_terms(*, temperature: float = 1.0, point_kl_weight: float = 1.0, voxel_kl_weight: float = 1.0,
               affinity_weight: float = 1.0, feature_key: str = "point_feats", num_supervoxels: int = 8,
               points_per_supervoxel: int = 64, supervoxel_mode: str = "cylinder", seed: int = 0,
-              voxel_affinity_weight: float = 0.0, voxel_key: str = "voxel", voxel_size=None, point_range=None):
+              voxel_affinity_weight: float = 0.0, voxel_key: str = "voxel", voxel_size=None, point_range=None,
+              student_specs: dict | None = None, teacher_specs: dict | None = None):
     """PVD terms; a weight of 0 drops its term. Returns ``(terms, {})``.
 
     ``voxel_affinity_weight`` > 0 adds the same supervoxel affinity on the sparse ``voxel_key``
-    features (voxels matched by coordinates, centres from ``voxel_size`` (vx, vy, vz) and
-    ``point_range`` of that tensor's grid; both required then).
+    features (voxels matched by coordinates, centres from the ``voxel_size`` (vx, vy, vz) and
+    ``point_range`` of that tensor's grid: read from the teacher's ``teacher_specs``; explicit
+    values only when building without models, see :mod:`kd3d.distill.specs`).
     """
+    if voxel_affinity_weight:
+        voxel_size = spec_geometry(teacher_specs, voxel_key, "voxel_size", voxel_size, side="teacher", method="pvd")
+        point_range = spec_geometry(teacher_specs, voxel_key, "point_range", point_range, side="teacher", method="pvd")
     terms = []
     if point_kl_weight:
         terms.append(DistillTerm("pvd/point_kl", "point_logits", "point_logits", PointKLLoss(temperature=temperature),
@@ -247,7 +253,8 @@ def pvd_maps(ctx):
         grp.append(torch.full((len(members),), j))
     return MethodMaps({"pvd/supervoxel sampling prob": prob_map.reshape(g.shape)},
                       points=torch.cat(pts) if pts else torch.zeros(0, 2),
-                      point_groups=torch.cat(grp) if grp else torch.zeros(0, dtype=torch.long))
+                      point_groups=torch.cat(grp) if grp else torch.zeros(0, dtype=torch.long),
+                      overlay=f"{loss.k} sampled supervoxels")
 
 
 DESCRIPTOR = MethodDescriptor("pvd", pvd_terms, "PVD: point / voxel KL and difficulty-aware supervoxel affinity "
