@@ -26,6 +26,21 @@ def test_draw_gaussian_min_radius_one():
     assert draw_gaussian_heatmap(outside, grid).sum() == 0
 
 
+def test_draw_gaussian_radius_floor_min_zero_and_two():
+    """UniDistill's response weights use max(0, floor(r)); DistillBEV's FP guard uses max(2, floor(r))."""
+    grid = BEVGrid(0, 0, 7, 7, 1, 1)
+    small = torch.tensor([[3.5, 3.5, 0, 0.5, 0.5, 1, 0, 0, 0]])
+    assert gaussian_radius(0.5, 0.5, 0.7) < 1  # floor -> 0
+    h0 = draw_gaussian_heatmap(small, grid, min_overlap=0.7, min_radius=0)
+    assert h0[3, 3].item() == 1.0 and h0.sum().item() == 1.0  # one cell (sigma = 1/6)
+    h1 = draw_gaussian_heatmap(small, grid, min_overlap=0.7, min_radius=1)  # the old UniDistill weights
+    assert h1.sum().item() == pytest.approx(1 + 4 * math.exp(-2) + 4 * math.exp(-4), rel=1e-6)
+    h2 = draw_gaussian_heatmap(small, grid, min_overlap=0.1, min_radius=2)  # sigma = 5/6
+    assert h2[4, 4].item() == pytest.approx(math.exp(-2 / (2 * (5 / 6) ** 2)), rel=1e-6)  # e^-1.44 = 0.237
+    assert h2[3, 5].item() == pytest.approx(math.exp(-4 / (2 * (5 / 6) ** 2)), rel=1e-6)
+    assert h2[3, 6].item() == 0.0 and (h2 > 0).sum() == 25
+
+
 def test_boxes_cell_masks_axis_aligned_and_rotated():
     grid = BEVGrid(-2, -2, 2, 2, 1, 1)
     box = torch.tensor([[0.0, 0.0, 0, 2.0, 2.0, 1, 0, 0, 0]])

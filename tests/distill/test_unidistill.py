@@ -8,7 +8,7 @@ from toy_models import TinyBEVDetector, make_batch
 
 from kd3d.distill import Distiller
 from kd3d.distill.methods.unidistill import (UNIDISTILL_WEIGHTS, KeypointFeatureLoss, KeypointRelationLoss,
-                                             ResponseLoss, unidistill_terms)
+                                             ResponseLoss, swap_keypoints_xy, unidistill_terms)
 from kd3d.structures import BEVGrid
 
 GRID = BEVGrid(0, 0, 8, 8, 1, 1)
@@ -38,19 +38,58 @@ def test_relation_term_cosine_matrices():
 
 
 def test_response_term_gaussian_weighted():
-    ctx = ctx_for([[box(2.5, 2.5, 0.5, 0.5)]], GRID)  # radius 1 around cell (2, 2)
+    # 0.5 m box: Gaussian radius max(0, floor(r)) = 0 -> one cell of weight 1 at cell (2, 2)
+    ctx = ctx_for([[box(2.5, 2.5, 0.5, 0.5)]], GRID)
     heat_t = torch.zeros(1, 3, 8, 8)  # sigmoid(0 / 2) = 0.5
     heat_s = torch.zeros(1, 3, 8, 8)
     reg_t = torch.zeros(1, 2, 8, 8)
     reg_s = torch.zeros(1, 2, 8, 8)
-    reg_s[0, :, 2, 2] = 1.0  # L1 = 2 at the centre only
-    wsum = 1 + 4 * math.exp(-2) + 4 * math.exp(-4)
+    reg_s[0, :, 2, 2] = 1.0  # |diff| 1 in both channels at the centre only: channel mean 1
     loss = ResponseLoss()((heat_s, reg_s), (heat_t, reg_t), ctx)
-    assert loss.item() == pytest.approx(2.0 / wsum, rel=1e-5)
+    assert loss.item() == pytest.approx(1.0, rel=1e-6)
+    # the old rule (radius >= 1: 3x3 Gaussian, channels summed) gave 2 / (1 + 4e^-2 + 4e^-4)
+    old = 2.0 / (1 + 4 * math.exp(-2) + 4 * math.exp(-4))
+    assert ResponseLoss(min_radius=1)((heat_s, reg_s), (heat_t, reg_t), ctx).item() == pytest.approx(old / 2, rel=1e-5)
+    assert loss.item() != pytest.approx(old, rel=1e-2)
     # teacher logits are halved: teacher logit 2 -> sigmoid(1); student logit 1 matches it
     heat_t2 = torch.full((1, 3, 8, 8), 2.0)
     heat_s2 = torch.ones(1, 3, 8, 8)
     assert ResponseLoss()((heat_s2, reg_t), (heat_t2, reg_t), ctx).item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("tasks", [1, 6])
+def test_response_regression_is_a_channel_mean(tasks):
+    """Regression part = mean over the 10 * T channels (= mean over tasks of each task's channel
+    mean, the authors' normalisation); the old kd3d sum was 10 * T times larger on it."""
+    ctx = ctx_for([[box(2.5, 2.5, 0.5, 0.5)]], GRID)  # one cell of weight 1
+    heat_s = torch.zeros(1, 2, 8, 8)  # sigmoid(0) = 0.5
+    heat_t = torch.full((1, 2, 8, 8), 2 * math.log(3.0))  # sigmoid(ln 3) = 0.75: |dh| = 0.25
+    reg_t = torch.zeros(1, 10 * tasks, 8, 8)
+    reg_s = reg_t.clone()
+    for t in range(tasks):
+        reg_s[0, 10 * t:10 * (t + 1), 2, 2] = t + 1.0  # task t differs by t + 1 in every channel
+    task_means = [t + 1.0 for t in range(tasks)]
+    new = 0.25 + sum(task_means) / tasks  # 1 task: 1.25; 6 tasks: 0.25 + 3.5 = 3.75
+    old = 0.25 + 10 * sum(task_means)  # 1 task: 10.25; 6 tasks: 0.25 + 210 = 210.25
+    got = ResponseLoss()((heat_s, reg_s), (heat_t, reg_t), ctx).item()
+    assert got == pytest.approx(new, rel=1e-5)
+    assert old / got == pytest.approx({1: 8.2, 6: 56.0666667}[tasks], rel=1e-5)
+
+
+def test_keypoint_xy_swap_option():
+    # box at x=5, y=2 (2 x 2 m): true keypoint x = 6,4,4,6 | 5 | 6,5,4,5 (mean 5); the authors'
+    # swap reads each point at (y, x) on this square grid, i.e. x' = y = 3,3,1,1 | 2 | 2,3,2,1 (mean 2)
+    ctx = ctx_for([[box(5.0, 2.0, 2.0, 2.0)]], GRID)
+    zeros = torch.zeros(1, 1, 8, 8)
+    assert KeypointFeatureLoss()(_ramp_x(), zeros, ctx).item() == pytest.approx(5.0, rel=1e-6)
+    assert KeypointFeatureLoss(swap_keypoint_xy=True)(_ramp_x(), zeros, ctx).item() == pytest.approx(2.0, rel=1e-6)
+    terms, _ = unidistill_terms(teacher_modality="lidar", student_modality="camera", student_channels=1,
+                                teacher_channels=1, swap_keypoint_xy=True)
+    assert [t.loss.swap_keypoint_xy for t in terms[:2]] == [True, True]
+    # non-square range: the normalised coordinates are swapped, u' = v, v' = u
+    wide = BEVGrid(0, 0, 8, 4, 1, 1)
+    kp = torch.tensor([[6.0, 1.0]], dtype=torch.float64)  # u = 0.75, v = 0.25
+    assert swap_keypoints_xy(kp, wide).tolist() == [[2.0, 3.0]]
 
 
 @pytest.mark.parametrize("pair", sorted(UNIDISTILL_WEIGHTS))
@@ -77,13 +116,15 @@ def test_unknown_pair_is_a_clear_error():
 
 
 def test_response_term_without_velocity():
-    ctx = ctx_for([[box(2.5, 2.5, 0.5, 0.5)]], GRID)
+    ctx = ctx_for([[box(2.5, 2.5, 0.5, 0.5)]], GRID)  # one cell of weight 1
     heat = torch.zeros(1, 3, 8, 8)
     reg_t = torch.zeros(1, 10, 8, 8)
     reg_s = torch.zeros(1, 10, 8, 8)
-    reg_s[0, 8:10, 2, 2] = 3.0  # velocity only
-    wsum = 1 + 4 * math.exp(-2) + 4 * math.exp(-4)
-    assert ResponseLoss()((heat, reg_s), (heat, reg_t), ctx).item() == pytest.approx(6.0 / wsum, rel=1e-5)
+    reg_s[0, 8:10, 2, 2] = 3.0  # velocity only: mean over 10 channels = 6 / 10
+    assert ResponseLoss()((heat, reg_s), (heat, reg_t), ctx).item() == pytest.approx(0.6, rel=1e-5)
     assert ResponseLoss(distill_velocity=False)((heat, reg_s), (heat, reg_t), ctx).item() == pytest.approx(0.0, abs=1e-7)
+    reg_s[0, 0, 2, 2] = 4.0  # without velocity the mean is over the 8 other channels: 4 / 8
+    assert ResponseLoss(distill_velocity=False)((heat, reg_s), (heat, reg_t), ctx).item() == pytest.approx(0.5, rel=1e-5)
+    assert ResponseLoss()((heat, reg_s), (heat, reg_t), ctx).item() == pytest.approx(1.0, rel=1e-5)
     with pytest.raises(ValueError, match="multiple"):
         ResponseLoss(distill_velocity=False)((heat, reg_s[:, :7]), (heat, reg_t[:, :7]), ctx)
