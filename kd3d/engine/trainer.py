@@ -158,8 +158,8 @@ class Trainer:
         state = load_checkpoint(path)
         if state.get("format") != FORMAT:
             raise CheckpointError(f"checkpoint {path}: not a kd3d training checkpoint (format {state.get('format')!r})")
-        check_resume_config(state.get("config"), self.cfg, path)  # refuse changes a resume cannot honour
         self.ckpts.load_module(self.module, state, path)  # a recorded teacher must match the one loaded now
+        check_resume_config(state.get("config"), self.cfg, path)  # refuse changes a resume cannot honour
         self.optimizer.load_state_dict(state["optimizer"])
         restore_schedule(self.scheduler, state["scheduler"], int(state["step"]), self.total_steps, path, self.log)
         if self.scaler is not None and state.get("scaler"):
