@@ -222,6 +222,11 @@ def test_build_distiller(name):
     teacher = build_model(_cfg(CASES[name][0]).model)
     dist = build_distiller(_untrained(cfg), student=student, teacher=teacher)
     assert dist.student is student and dist.teacher is teacher
+    if cfg.distill.inherit_head == "task_heads":  # DistillBEV: the per-task heads start as the teacher's
+        t_state = teacher.state_dict()
+        inherited = [k for k in student.state_dict() if k.startswith("head.task_heads.")]
+        assert len(inherited) == 6 * 7 * 8
+        assert all(torch.equal(student.state_dict()[k], t_state[k]) for k in inherited)
     assert not any(p.requires_grad for p in teacher.parameters())
     assert len(dist.terms) == len(_terms(name)[0])
 
