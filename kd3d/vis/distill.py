@@ -118,72 +118,167 @@ def _to_display_px(xy: np.ndarray, grid, shape: tuple[int, int], orient: str) ->
     return np.stack([h - cr[:, 1], w - cr[:, 0]], axis=1)
 
 
+TITLE_PX = 18  # title strip above each tile
+BAR_PX = 26  # colour bar (or legend) strip below each tile
+GAP_PX = 6  # horizontal gap between tiles
+
+
+def tile_origin(index: int, tile: int, ncols: int) -> tuple[int, int]:
+    """(row, column) pixel of the top-left corner of tile ``index``'s map in the picture."""
+    r, c = divmod(index, ncols)
+    return r * (tile + TITLE_PX + BAR_PX) + TITLE_PX, c * (tile + GAP_PX)
+
+
+def _scalar(m: np.ndarray, cmap: str = "magma"):
+    """(H, W) bool/int/float map -> (rgb, colour-bar spec) as :func:`mask_to_rgb` colours it."""
+    if m.dtype == bool:
+        return mask_to_rgb(m, cmap)[0], ("bool", int(m.sum()))
+    m = m.astype(np.float64)
+    lo, hi = float(np.min(m)), float(np.max(m))
+    rgb, text = mask_to_rgb(m, cmap)
+    if text.startswith("log"):
+        return rgb, (cmap, np.log10(lo), np.log10(hi), True)
+    return rgb, (cmap, lo, hi if hi > lo else lo + 1e-12, False)
+
+
+def _fmt(v: float, log: bool) -> str:
+    return f"1e{v:.1f}" if log else f"{v:.3g}"
+
+
+def _draw_bar(draw, pil, spec, x0: int, y0: int, width: int) -> None:
+    """Colour bar / legend of one tile in the strip starting at pixel row ``y0``."""
+    if spec is None:
+        return
+    txt = (210, 210, 210)
+    if spec[0] == "text":
+        R.draw_text(draw, (x0 + 3, y0 + 6), _fit(draw, spec[1], width - 6, 11), txt, size=11, bg=None)
+        return
+    if spec[0] == "bool":
+        draw.rectangle([x0 + 3, y0 + 5, x0 + 13, y0 + 15], fill=(255, 255, 255), outline=(120, 120, 120))
+        R.draw_text(draw, (x0 + 17, y0 + 4), f"in mask ({spec[1]} cells)", txt, size=11, bg=None)
+        draw.rectangle([x0 + width // 2 + 3, y0 + 5, x0 + width // 2 + 13, y0 + 15], fill=(0, 0, 0),
+                       outline=(120, 120, 120))
+        R.draw_text(draw, (x0 + width // 2 + 17, y0 + 4), "outside", txt, size=11, bg=None)
+        return
+    cmap, lo, hi, log = spec
+    w = max(width - 6, 2)
+    strip = colormap(np.linspace(0.0, 1.0, w), 0.0, 1.0, cmap=cmap)
+    draw.rectangle([x0 + 2, y0 + 2, x0 + 4 + w, y0 + 11], outline=(120, 120, 120))
+    pil.paste(R.to_image(np.repeat(strip[None], 8, axis=0)), (x0 + 3, y0 + 3))
+    f = R.font(11)
+    lo_t, hi_t = _fmt(lo, log), _fmt(hi, log)
+    R.draw_text(draw, (x0 + 3, y0 + 13), lo_t, txt, size=11, bg=None)
+    hw = draw.textbbox((0, 0), hi_t, font=f)[2]
+    R.draw_text(draw, (x0 + 3 + w - hw, y0 + 13), hi_t, txt, size=11, bg=None)
+    if log:
+        R.draw_text(draw, (x0 + w // 2 - 12, y0 + 13), "log10", txt, size=11, bg=None)
+
+
+def _fit(draw, text: str, width: int, size: int = 12) -> str:
+    """``text`` shortened with an ellipsis to fit ``width`` pixels."""
+    f = R.font(size)
+    if draw.textbbox((0, 0), text, font=f)[2] <= width:
+        return text
+    while text and draw.textbbox((0, 0), text + "...", font=f)[2] > width:
+        text = text[:-1]
+    return text + "..."
+
+
 def render_distill_maps(teacher_feat, student_feat, masks: dict | None = None, keypoints=None, points=None, *,
                         point_groups=None, teacher_heatmap=None, student_heatmap=None, heatmap_logits: bool = True,
                         grid=None, mode: str = "pca", orient: str = "bev", tile: int = 256, ncols: int = 4,
-                        batch_index: int = 0) -> np.ndarray:
-    """One picture: teacher feature | student feature | |T - S| | heatmaps | masks | overlays.
+                        batch_index: int = 0, overlays: list | None = None, background=None) -> np.ndarray:
+    """One picture: teacher feature | student feature | |T - S| | heatmaps | masks | overlays,
+    each tile with a title above and a colour bar (or legend) below.
 
-    ``teacher_feat`` (C_t, H, W), ``student_feat`` (C_s, H', W') BEV features ([B, ...] allowed).
-    ``masks``: name -> (H'', W'') bool/float map (e.g. ``bevdistill/gaussian``,
-    ``distillbev/attention``), each resized (nearest) to the tile. ``keypoints`` (M, 2) and
-    ``points`` (N, >=2): metric LiDAR xy when ``grid`` (the BEVGrid of ``teacher_feat``) is
-    given, else ``(col, row)`` cells of ``teacher_feat``; drawn over the teacher feature
-    (keypoints as white crosses, points as dots coloured by ``point_groups`` (N,) when given,
-    e.g. PVD supervoxel ids; negative ids are drawn cyan). Returns (rows * (tile + 18), ncols * tile, 3) uint8.
+    ``teacher_feat`` (C_t, H, W), ``student_feat`` (C_s, H', W') BEV features ([B, ...] allowed);
+    either may be None (point-only distillers: then ``background`` (C, H, W), e.g.
+    :func:`kd3d.vis.distill_masks.lidar_bev_features`, is shown and carries the overlays).
+    ``masks``: name -> (H'', W'') bool/int/float map (e.g. a method's ``MethodMaps.maps``), each
+    resized (nearest) to the tile. ``overlays``: list of ``(title, keypoints, points,
+    point_groups)``; ``keypoints``/``points``/``point_groups`` given directly form one more.
+    Keypoints (M, 2) and points (N, >=2) are metric LiDAR xy when ``grid`` (the BEVGrid of the
+    teacher map) is given, else ``(col, row)`` cells; keypoints are drawn as white crosses, points
+    as dots coloured by their group (negative groups cyan). Tiles are laid out row-major,
+    ``ncols`` per row; :func:`tile_origin` gives each map's pixel origin. Returns
+    (rows * (tile + TITLE_PX + BAR_PX), ncols * tile + (ncols - 1) * GAP_PX, 3) uint8.
     """
     masks = dict(masks or {})
-    t = _np(teacher_feat, batch_index, 3, "teacher_feat")
-    s = _np(student_feat, batch_index, 3, "student_feat")
-    tiles: list[tuple[str, np.ndarray]] = []
-    t_rgb, basis = feature_to_rgb(t, mode, return_basis=True)
-    same = mode == "pca" and t.shape[0] == s.shape[0]
-    s_rgb = feature_to_rgb(s, mode, basis=basis if same else None)
-    tiles.append((f"teacher {mode} C={t.shape[0]}", t_rgb))
-    tiles.append((f"student {mode} C={s.shape[0]}", s_rgb))
-    if t.shape == s.shape:
-        diff = np.abs(t - s).mean(0)
-        tiles.append(("|T - S| mean", mask_to_rgb(diff, "magma")[0]))
-    if teacher_heatmap is not None:
-        tiles.append(("teacher heatmap", heatmap_to_rgb(teacher_heatmap, heatmap_logits, batch_index=batch_index)))
-    if student_heatmap is not None:
-        tiles.append(("student heatmap", heatmap_to_rgb(student_heatmap, heatmap_logits, batch_index=batch_index)))
+    overlays = list(overlays or [])
+    if keypoints is not None or points is not None:
+        overlays.append(("teacher + " + " + ".join(n for n, v in (("keypoints", keypoints), ("points", points))
+                                                   if v is not None), keypoints, points, point_groups))
+    tiles: list[tuple[str, np.ndarray, object]] = []
+    base = None
+    if teacher_feat is not None:
+        t = _np(teacher_feat, batch_index, 3, "teacher_feat")
+        s = _np(student_feat, batch_index, 3, "student_feat") if student_feat is not None else None
+        t_rgb, basis = feature_to_rgb(t, mode, return_basis=True)
+        tiles.append((f"teacher {mode} (C={t.shape[0]})", t_rgb, _feature_bar(t, mode)))
+        if s is not None:
+            same = mode == "pca" and t.shape[0] == s.shape[0]
+            tiles.append((f"student {mode} (C={s.shape[0]})", feature_to_rgb(s, mode, basis=basis if same else None),
+                          _feature_bar(s, mode, shared=same)))
+            if t.shape == s.shape:
+                tiles.append(("|T - S| channel mean", *_scalar(np.abs(t - s).mean(0))))
+        base, base_shape, base_name = t_rgb, t.shape[1:], "teacher"
+    elif background is not None:
+        bg = _np(background, batch_index, 3, "background")
+        b_rgb = feature_to_rgb(bg, "mean")
+        tiles.append(("LiDAR points (BEV density)", b_rgb, _feature_bar(bg, "mean")))
+        base, base_shape, base_name = b_rgb, bg.shape[1:], "points"
+    elif overlays:
+        raise ValueError("render_distill_maps: overlays need teacher_feat or background to draw on")
+    for who, hm in (("teacher", teacher_heatmap), ("student", student_heatmap)):
+        if hm is not None:
+            tiles.append((f"{who} heatmap (max class)", heatmap_to_rgb(hm, heatmap_logits, batch_index=batch_index),
+                          ("inferno", 0.0, 1.0, False)))
     for name, m in masks.items():
         m = m.detach().cpu().numpy() if hasattr(m, "detach") else np.asarray(m)
         if m.ndim == 3 and m.shape[0] == 1:
             m = m[0]
         if m.ndim != 2:
             raise ValueError(f"render_distill_maps: mask {name!r} must be (H, W), got {m.shape}")
-        rgb, rng = mask_to_rgb(m)
-        tiles.append((f"{name} {rng}", rgb))
-    overlay = None
-    if keypoints is not None or points is not None:
-        overlay = (t_rgb.astype(np.float64) * 0.45).astype(np.uint8)
-        tiles.append(("teacher + " + " + ".join(n for n, v in (("keypoints", keypoints), ("points", points))
-                                                   if v is not None), overlay))
-    # orient, scale and place the tiles
-    out_tiles = []
-    for name, rgb in tiles:
+        tiles.append((name, *_scalar(m)))
+    overlay_tiles = {}
+    for title, kps, pts, groups in overlays:
+        dim = (base.astype(np.float64) * 0.45).astype(np.uint8)
+        overlay_tiles[id(dim)] = (kps, pts, groups)
+        legend = "   ".join(w for w, v in (("x: keypoint", kps), ("dot: point" + (" (colour: group)" if groups is not None
+                                                                               else ""), pts)) if v is not None)
+        tiles.append((title, dim, ("text", legend)))
+    if not tiles:
+        raise ValueError("render_distill_maps: nothing to draw (no features, background, masks or heatmaps)")
+    width = ncols * tile + (ncols - 1) * GAP_PX
+    rows = (len(tiles) + ncols - 1) // ncols
+    canvas = np.full((rows * (tile + TITLE_PX + BAR_PX), width, 3), 30, dtype=np.uint8)
+    placed = []
+    for i, (name, rgb, bar) in enumerate(tiles):
         disp = orient_bev(rgb, orient)
         scale = tile / max(disp.shape[:2])
         size = (max(1, round(disp.shape[1] * scale)), max(1, round(disp.shape[0] * scale)))
         pil = R.to_image(disp).resize(size, Image.NEAREST)
-        if rgb is overlay:
-            _draw_overlay(pil, keypoints, points, point_groups, grid, t.shape[1:], orient, scale)
-        out_tiles.append((name, np.asarray(pil)))
-    bar = 18
-    rows = (len(out_tiles) + ncols - 1) // ncols
-    canvas = np.full((rows * (tile + bar), ncols * tile, 3), 30, dtype=np.uint8)
-    for i, (name, arr) in enumerate(out_tiles):
-        r, c = divmod(i, ncols)
-        y0, x0 = r * (tile + bar) + bar, c * tile
+        if id(rgb) in overlay_tiles:
+            kps, pts, groups = overlay_tiles[id(rgb)]
+            _draw_overlay(pil, kps, pts, groups, grid, base_shape, orient, scale)
+        arr = np.asarray(pil)
+        y0, x0 = tile_origin(i, tile, ncols)
         canvas[y0:y0 + arr.shape[0], x0:x0 + arr.shape[1]] = arr
+        placed.append((name, bar, y0, x0))
     pil = R.to_image(canvas)
     draw = ImageDraw.Draw(pil)
-    for i, (name, _) in enumerate(out_tiles):
-        r, c = divmod(i, ncols)
-        R.draw_text(draw, (c * tile + 3, r * (tile + bar) + 2), name[:40], (230, 230, 230), size=11, bg=None)
+    for name, bar, y0, x0 in placed:
+        R.draw_text(draw, (x0 + 2, y0 - TITLE_PX + 3), _fit(draw, name, tile - 4), (240, 240, 240), size=12, bg=None)
+        _draw_bar(draw, pil, bar, x0, y0 + tile, tile)
     return np.asarray(pil).copy()
+
+
+def _feature_bar(f: np.ndarray, mode: str, shared: bool = False):
+    if mode == "pca":
+        return ("text", "RGB = 3 leading PCs" + (" (teacher's)" if shared else "") + ", 1-99 %")
+    m = np.abs(f).mean(0)
+    lo, hi = np.percentile(m, [1, 99])
+    return ("viridis", float(lo), float(hi if hi > lo else lo + 1e-6), False)
 
 
 def _draw_overlay(pil, keypoints, points, groups, grid, shape, orient, scale):

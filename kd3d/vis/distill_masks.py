@@ -1,99 +1,56 @@
-"""The masks, weights, keypoints and sampled points of kd3d's distillers, computed with the
-methods' own functions (``kd3d.distill``), as numpy maps for :func:`kd3d.vis.distill.render_distill_maps`.
+"""What each distillation method weights or samples with, drawn from its ``METHODS`` descriptor.
 
-Maps are (H, W) on a :class:`~kd3d.structures.BEVGrid` (rows y, columns x); boxes (M, 9)
-``Boxes3D`` layout in the LiDAR frame; points (N, >=3) LiDAR frame.
+A method's descriptor (:data:`kd3d.distill.methods.METHODS`) may carry a visualisation hook
+``maps(MapContext) -> MethodMaps`` (named (H, W) maps on a :class:`~kd3d.structures.BEVGrid`,
+rows y and columns x, plus keypoints / grouped points in metric LiDAR xy). This module builds the
+context (from a live :class:`~kd3d.distill.distiller.Distiller`, or from a sample's GT boxes with
+model-free LiDAR statistics standing in for the features), calls the hooks and hands the
+result to :func:`kd3d.vis.distill.render_distill_maps`. Nothing here knows a method by name.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from kd3d.structures import BEVGrid, Boxes3D
+from kd3d.distill.methods import METHODS, MapContext, MethodMaps
+from kd3d.structures import BEVGrid
 from kd3d.vis.distill import render_distill_maps
 
 
-def _boxes(boxes) -> torch.Tensor:
-    data = boxes.data if isinstance(boxes, Boxes3D) else np.asarray(boxes, dtype=np.float64).reshape(-1, 9)
-    return torch.as_tensor(np.nan_to_num(data), dtype=torch.float64)
+def _np(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
 
 
-def _t(x, dims: int) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).float()
-    return t[None] if t.dim() == dims - 1 else t
+def collect_method_maps(contexts: dict[str, MapContext]) -> dict:
+    """Call the hook of every method in ``contexts`` (name -> its MapContext) that has one.
 
-
-def bevdistill_masks(gt_boxes, grid: BEVGrid, min_overlap: float = 0.1) -> dict[str, np.ndarray]:
-    """BEVDistill's dense-term weight: the class-agnostic CenterPoint Gaussian at the GT centres."""
-    from kd3d.distill.bev_targets import draw_gaussian_heatmap
-
-    return {"bevdistill/gaussian": draw_gaussian_heatmap(_boxes(gt_boxes), grid, min_overlap=min_overlap).numpy()}
-
-
-def distillbev_masks(gt_boxes, grid: BEVGrid, teacher_feat=None, student_feat=None, teacher_heatmap=None,
-                     tau: float = 0.5) -> dict[str, np.ndarray]:
-    """DistillBEV's regions (0 background, 1 GT foreground, 2 teacher false positives), the
-    foreground scale ``max(sqrt(A_cell / A_box), 1/N_bg)`` and, given the features (C, H, W),
-    the attention ``A = (P_T + P_S) / 2`` (student attention on its own map when the shapes match)."""
-    from kd3d.distill.methods.distillbev import distillbev_regions, spatial_attention
-
-    score = None
-    if teacher_heatmap is not None:
-        score = torch.sigmoid(_t(teacher_heatmap, 3).amax(dim=0) if _t(teacher_heatmap, 3).dim() == 3
-                              else _t(teacher_heatmap, 3)[0].amax(dim=0))
-    reg = distillbev_regions(_boxes(gt_boxes), grid, score)
-    regions = reg["fg"].long() + 2 * reg["fp"].long()
-    out = {"distillbev/regions": regions.numpy().astype(np.float64), "distillbev/fg_scale": reg["fg_scale"].numpy()}
-    if teacher_feat is not None:
-        pt = spatial_attention(_t(teacher_feat, 4), tau)[0]
-        att = pt
-        if student_feat is not None and _t(student_feat, 4).shape[-2:] == pt.shape:
-            att = 0.5 * (pt + spatial_attention(_t(student_feat, 4), tau)[0])
-        out["distillbev/attention"] = att.numpy()
-    return out
-
-
-def unidistill_keypoints(gt_boxes) -> np.ndarray:
-    """UniDistill's nine BEV keypoints per box: (M * 9, 2) metric xy."""
-    from kd3d.distill.bev_targets import box_keypoints
-
-    return box_keypoints(_boxes(gt_boxes)).reshape(-1, 2).numpy()
-
-
-def pointdistiller_cells(teacher_feat, grid: BEVGrid, num_items: int = 64) -> np.ndarray:
-    """PointDistiller's selection on a dense BEV map: the ``num_items`` cells of largest
-    teacher channel-max importance, as (n, 2) metric xy of the cell centres."""
-    from kd3d.distill.methods.pointdistiller import select_top_n
-
-    t = _t(teacher_feat, 4)[0]
-    idx = select_top_n(t.amax(dim=0).reshape(-1), num_items)
-    rows, cols = idx // t.shape[-1], idx % t.shape[-1]
-    return grid.cell_to_xy(np.stack([cols.numpy() + 0.5, rows.numpy() + 0.5], axis=1))
-
-
-def pvd_supervoxels(points, labels=None, num_supervoxels: int = 8, points_per_supervoxel: int = 64,
-                    seed: int = 0, **sv_kwargs):
-    """PVD's difficulty-aware supervoxel sampling on a cloud.
-
-    Returns ``(xyz (n, 3), group (n,))``: up to ``points_per_supervoxel`` points of each of the
-    ``num_supervoxels`` sampled supervoxels and the supervoxel each belongs to (0..K-1)."""
-    from kd3d.distill.methods.pvd import supervoxel_ids, supervoxel_probabilities
-
-    xyz = torch.as_tensor(np.asarray(points)[:, :3], dtype=torch.float64)
-    lab = torch.zeros(len(xyz), dtype=torch.long) if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    sv = supervoxel_ids(xyz, **sv_kwargs)
-    ids, probs = supervoxel_probabilities(sv, lab, xyz)
-    g = torch.Generator().manual_seed(int(seed))
-    k = min(int(num_supervoxels), len(ids))
-    chosen = ids[torch.multinomial(probs.float(), k, replacement=False, generator=g)]
-    sel, grp = [], []
-    for j, s in enumerate(chosen.tolist()):
-        members = torch.nonzero(sv == s).flatten()
-        members = members[torch.randperm(len(members), generator=g)[:points_per_supervoxel]]
-        sel.append(members)
-        grp.append(torch.full((len(members),), j))
-    idx = torch.cat(sel) if sel else torch.zeros(0, dtype=torch.long)
-    return xyz[idx].numpy(), (torch.cat(grp) if grp else torch.zeros(0, dtype=torch.long)).numpy()
+    Returns ``{"masks": {name: (H, W) numpy}, "overlays": [(title, keypoints, points, groups)]}``;
+    every map is checked to be finite and of the context grid's shape (an error names the method)."""
+    masks, overlays = {}, []
+    for name, ctx in contexts.items():
+        hook = METHODS[name].maps
+        if hook is None:
+            continue
+        out = hook(ctx)
+        if isinstance(out, dict):
+            out = MethodMaps(out)
+        if not isinstance(out, MethodMaps):
+            raise TypeError(f"method {name!r}: maps hook must return MethodMaps or a dict, got {type(out).__name__}")
+        for key, m in out.maps.items():
+            a = _np(m)
+            if a.shape != tuple(ctx.grid.shape):
+                raise ValueError(f"method {name!r}: map {key!r} has shape {a.shape}, expected {tuple(ctx.grid.shape)} "
+                                 "(the MapContext grid)")
+            if a.dtype != bool and not np.isfinite(a.astype(np.float64)).all():
+                raise ValueError(f"method {name!r}: map {key!r} has non-finite values")
+            masks[key] = a
+        if out.keypoints is not None or out.points is not None:
+            what = out.overlay or " + ".join(w for w, v in (("keypoints", out.keypoints), ("points", out.points))
+                                             if v is not None)
+            overlays.append((f"{name}: {what}", None if out.keypoints is None else _np(out.keypoints),
+                             None if out.points is None else _np(out.points),
+                             None if out.point_groups is None else _np(out.point_groups)))
+    return {"masks": masks, "overlays": overlays}
 
 
 def lidar_bev_features(points, grid: BEVGrid) -> np.ndarray:
@@ -123,32 +80,31 @@ def lidar_bev_features(points, grid: BEVGrid) -> np.ndarray:
 
 
 def sample_distill_maps(sample, *, half_range: float = 51.2, cell: float = 0.8, mode: str = "pca",
-                        tile: int = 320) -> np.ndarray:
-    """The distillers' masks for one Sample's GT boxes, without a model: "teacher" = LiDAR BEV
-    statistics of all sweeps, "student" = the same of the key frame only
-    (:func:`lidar_bev_features`). Tiles: both features, BEVDistill Gaussian, DistillBEV
-    regions / scale / attention, UniDistill keypoints, PointDistiller cells and PVD supervoxels
-    over the teacher. Returns (H, W, 3) uint8."""
+                        tile: int = 320, methods=None) -> np.ndarray:
+    """Every registered method's maps for one Sample's GT boxes, without a model: "teacher" =
+    LiDAR BEV statistics of all sweeps, "student" = the same of the key frame only
+    (:func:`lidar_bev_features`); the hooks use their losses' default settings. ``methods``:
+    names to draw (default all of ``METHODS`` with a hook). Returns (H, W, 3) uint8."""
+    from kd3d.structures.sample import collate
+
     grid = BEVGrid(-half_range, -half_range, half_range, half_range, cell, cell)
-    teacher = lidar_bev_features(sample.points, grid)
-    student = lidar_bev_features(sample.points[: sample.num_key_points], grid)
-    masks = {**bevdistill_masks(sample.gt_boxes, grid),
-             **distillbev_masks(sample.gt_boxes, grid, teacher, student)}
-    kps = unidistill_keypoints(sample.gt_boxes)
-    key = sample.points[: sample.num_key_points]
-    sv_xyz, sv_group = pvd_supervoxels(key, sample.points_label, rho_max=half_range)
-    cells = pointdistiller_cells(teacher, grid)
-    points = np.concatenate([cells, sv_xyz[:, :2]])
-    groups = np.concatenate([np.full(len(cells), -1), sv_group])
-    return render_distill_maps(teacher, student, masks, keypoints=kps, points=points, point_groups=groups,
-                               grid=grid, mode=mode, tile=tile)
+    teacher = torch.from_numpy(lidar_bev_features(sample.points, grid)).float()
+    student = torch.from_numpy(lidar_bev_features(sample.points[: sample.num_key_points], grid)).float()
+    batch = collate([sample])
+    names = [m for m in (methods or METHODS) if METHODS[m].maps is not None]
+    ctx = MapContext(batch=batch, batch_index=0, grid=grid, teacher_feat=teacher, student_feat=student)
+    got = collect_method_maps({m: ctx for m in names})
+    return render_distill_maps(teacher, student, got["masks"], overlays=got["overlays"], grid=grid, mode=mode,
+                               tile=tile)
 
 
 # ----------------------------------------------------------------------------- a live Distiller
-def _loss_kind(loss) -> str:
-    """Which method a term's loss belongs to: the module that defines its class."""
-    mod = type(loss).__module__.rsplit(".", 1)[-1]
-    return mod if mod in ("bevdistill", "distillbev", "unidistill", "pointdistiller", "pvd") else "generic"
+def _fallback_grid(model, cells: int = 128):
+    """A BEV grid over ``model.point_range`` (segmenters have no ``bev_grid``), or None."""
+    pr = getattr(model, "point_range", None)
+    if pr is None:
+        return None
+    return BEVGrid(pr[0], pr[1], pr[3], pr[4], (pr[3] - pr[0]) / cells, (pr[4] - pr[1]) / cells)
 
 
 @torch.no_grad()
@@ -157,12 +113,14 @@ def distiller_maps(distiller, batch, *, term: str | None = None, batch_index: in
     collect what :func:`kd3d.vis.distill.render_distill_maps` draws for sample ``batch_index``.
 
     The shown pair is the (adapted) student and teacher feature of ``term`` (a term name), by
-    default the first term whose two features are dense (B, C, H, W) maps. Masks come from every
-    method among the distiller's terms, on the teacher map's grid: BEVDistill Gaussian,
-    DistillBEV regions / fg scale / attention, UniDistill keypoints, PointDistiller cells.
-    Returns the keyword arguments of ``render_distill_maps`` (plus ``term``).
+    default the first term whose two features are dense (B, C, H, W) maps; a distiller without
+    one (PVD, PointDistiller on voxels) shows the LiDAR points' BEV statistics instead. The maps
+    come from the hook of every method among the terms (``DistillTerm.method``, set by
+    :func:`kd3d.distill.methods.build_terms`), on the shown map's grid. Returns the keyword
+    arguments of ``render_distill_maps`` plus ``term`` (None without a dense pair).
     """
     from kd3d.distill.adapters import grid_for_map
+    from kd3d.distill.distiller import DistillContext, _fetch
 
     was_training = distiller.training
     distiller.eval()
@@ -171,43 +129,48 @@ def distiller_maps(distiller, batch, *, term: str | None = None, batch_index: in
         t_out = distiller.teacher_forward(batch)
     finally:
         distiller.train(was_training)
-    dense = [t for t in distiller.terms if isinstance(t.student_key, str) and isinstance(t.teacher_key, str)
-             and torch.is_tensor(s_out.feats.get(t.student_key)) and s_out.feats[t.student_key].dim() == 4
-             and torch.is_tensor(t_out.feats.get(t.teacher_key)) and t_out.feats[t.teacher_key].dim() == 4]
+
+    def inputs(t):
+        s = _fetch(s_out, t.student_key, "student")
+        return (distiller.adapters[t.adapter](s) if t.adapter is not None else s), _fetch(t_out, t.teacher_key, "teacher")
+
+    def dense(t):
+        return all(isinstance(k, str) and torch.is_tensor(o.feats.get(k)) and o.feats[k].dim() == 4
+                   for k, o in ((t.student_key, s_out), (t.teacher_key, t_out)))
+
+    names = [t.name for t in distiller.terms]
+    candidates = [t for t in distiller.terms if dense(t)]
     if term is not None:
-        dense = [t for t in dense if t.name == term]
-        if not dense:
-            raise ValueError(f"distiller_maps: no dense BEV term named {term!r}; terms: {[t.name for t in distiller.terms]}")
-    if not dense:
-        raise ValueError("distiller_maps: the distiller has no term on dense (B, C, H, W) maps "
-                         f"(terms: {[t.name for t in distiller.terms]}); point terms (PVD) are drawn with "
-                         "pvd_supervoxels over lidar_bev_features")
-    chosen = dense[0]
-    s = s_out.feats[chosen.student_key]
-    if chosen.adapter is not None:
-        s = distiller.adapters[chosen.adapter](s)
-    t = t_out.feats[chosen.teacher_key]
+        candidates = [t for t in candidates if t.name == term]
+        if not candidates:
+            raise ValueError(f"distiller_maps: no dense BEV term named {term!r}; terms: {names}")
     b = batch_index
-    grid = grid_for_map(distiller.teacher_grid, t.shape) if distiller.teacher_grid is not None else None
-    boxes = batch.gt_boxes[b].detach().cpu().double()
-    hm_t, hm_s = t_out.feats.get("heatmap"), s_out.feats.get("heatmap")
-    masks, keypoints, points = {}, None, None
-    kinds: dict = {}
+    chosen = candidates[0] if candidates else None
+    s = t = None
+    if chosen is not None:
+        s, t = inputs(chosen)
+        s, t = s[b].float().cpu(), t[b].float().cpu()
+    base = distiller.teacher_grid if distiller.teacher_grid is not None else distiller.student_grid
+    grid = grid_for_map(base, t.shape) if base is not None and t is not None else base
+    if grid is None:
+        grid = _fallback_grid(distiller.teacher if distiller.teacher is not None else distiller.student)
+    dctx = DistillContext(batch=batch, student_out=s_out, teacher_out=t_out, student_grid=distiller.student_grid,
+                          teacher_grid=distiller.teacher_grid)
+    methods: dict[str, list] = {}
     for x in distiller.terms:
-        kinds.setdefault(_loss_kind(x.loss), x.loss)
+        if x.method is not None and x.method in METHODS:
+            methods.setdefault(x.method, []).append(x)
+    got = {"masks": {}, "overlays": []}
     if grid is not None:
-        if "bevdistill" in kinds:
-            masks.update(bevdistill_masks(boxes, grid, getattr(kinds["bevdistill"], "min_overlap", 0.1)))
-        if "distillbev" in kinds:
-            score_map = hm_t[b] if hm_t is not None and hm_t.shape[-2:] == t.shape[-2:] else None
-            masks.update(distillbev_masks(boxes, grid, t[b], s[b], score_map,
-                                          tau=getattr(kinds["distillbev"], "attn_tau", 0.5)))
-        if "unidistill" in kinds:
-            keypoints = unidistill_keypoints(boxes)
-        if "pointdistiller" in kinds:
-            points = pointdistiller_cells(t[b], grid, getattr(kinds["pointdistiller"], "num_items", 64))
-    return {"teacher_feat": t[b].float().cpu(), "student_feat": s[b].float().cpu(), "masks": masks,
-            "keypoints": keypoints, "points": points, "grid": grid, "term": chosen.name,
+        got = collect_method_maps({m: MapContext(batch=batch, batch_index=b, grid=grid, teacher_feat=t, student_feat=s,
+                                                 student_out=s_out, teacher_out=t_out, terms=tuple(ts), inputs=inputs,
+                                                 distill_ctx=dctx) for m, ts in methods.items()})
+    background = None
+    if chosen is None and grid is not None:
+        background = torch.from_numpy(lidar_bev_features(_np(batch.points[b]), grid)).float()
+    hm_t, hm_s = t_out.feats.get("heatmap"), s_out.feats.get("heatmap")
+    return {"teacher_feat": t, "student_feat": s, "masks": got["masks"], "overlays": got["overlays"],
+            "background": background, "grid": grid, "term": None if chosen is None else chosen.name,
             "teacher_heatmap": None if hm_t is None else hm_t[b].float().cpu(),
             "student_heatmap": None if hm_s is None else hm_s[b].float().cpu()}
 

@@ -91,10 +91,12 @@ def test_distill_from_npz_and_sample(vis_nusc, tmp_path):
     out = tmp_path / "d.png"
     assert main(["vis", "distill", "--maps", str(maps), "--mode", "mean", "--out", str(out)]) == 0
     img = np.asarray(Image.open(out).convert("RGB"))
-    tile, bar = 256, 18
+    from kd3d.vis.distill import tile_origin
+
+    y0, x0 = tile_origin(3, 256, 4)
     # heatmap tile (index 3) is bright at the displayed peak: row 8, col 24 -> (u, v) = (32-8.5, 32-24.5) * 8
-    u, v = int(3 * tile + (32 - 8.5) * 8), int(bar + (32 - 24.5) * 8)
-    assert img[v, u].astype(int).sum() > 500 and img[bar + 200, 3 * tile + 30].astype(int).sum() < 60
+    u, v = int(x0 + (32 - 8.5) * 8), int(y0 + (32 - 24.5) * 8)
+    assert img[v, u].astype(int).sum() > 500 and img[y0 + 200, x0 + 30].astype(int).sum() < 60
     out2 = tmp_path / "d2.png"
     assert main(["vis", "distill", "--dataroot", vis_nusc["dataroot"], "--version", vis_nusc["version"],
                  "--range", "25.6", "--cell", "0.8", "--out", str(out2)]) == 0
@@ -145,7 +147,9 @@ def test_distill_from_config_and_checkpoint(tmp_path):
     out = tmp_path / "live.png"
     assert main(["vis", "distill", "--config", str(cfg), "--sample-idx", "1", "--mode", "mean", "--out", str(out)]) == 0
     img = np.asarray(Image.open(out).convert("RGB"))
-    assert img.shape[1] == 4 * 256 and img.std() > 5
+    from kd3d.vis.distill import GAP_PX
+
+    assert img.shape[1] == 4 * 256 + 3 * GAP_PX and img.std() > 5
     # a checkpoint of another architecture is refused with a readable error
     torch.save({"model": {"student.conv1.weight": torch.zeros(1)}}, tmp_path / "bad.pth")
     with pytest.raises(SystemExit, match="bad.pth"):

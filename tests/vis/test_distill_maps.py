@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from kd3d.structures import BEVGrid
-from kd3d.vis.distill import feature_to_rgb, heatmap_to_rgb, orient_bev, render_distill_maps
+from kd3d.vis.distill import (BAR_PX, GAP_PX, TITLE_PX, feature_to_rgb, heatmap_to_rgb, orient_bev,
+                              render_distill_maps, tile_origin)
 
 GRID = BEVGrid(-10.0, -10.0, 10.0, 10.0, 0.5, 0.5)  # 40 x 40 cells
 
@@ -48,16 +49,22 @@ def test_render_distill_maps_tiles_and_overlays():
     img = render_distill_maps(torch.as_tensor(t), s, {"weights": mask, "fg": mask > 0},
                               keypoints=np.array([[-4.75, 5.25]]), points=np.array([[5.0, -5.0], [6.0, -5.0]]),
                               point_groups=np.array([0, 1]), teacher_heatmap=hm, grid=GRID, tile=tile, ncols=4)
-    bar = 18
-    # tiles: teacher, student, |T-S|, teacher heatmap | weights, fg, overlay
-    assert img.shape == (2 * (tile + bar), 4 * tile, 3)
+    # tiles: teacher, student, |T-S|, teacher heatmap | weights, fg, overlay; title above, colour bar below
+    assert img.shape == (2 * (tile + TITLE_PX + BAR_PX), 4 * tile + 3 * GAP_PX, 3)
     scale = tile / 40
 
     def tile_px(index, x, y):
-        r, c = divmod(index, 4)
+        y0, x0 = tile_origin(index, tile, 4)
         col, row = GRID.xy_to_cell(np.array([[x, y]]))[0]
         u, v = (40 - row) * scale, (40 - col) * scale
-        return int(r * (tile + bar) + bar + v), int(c * tile + u)
+        return int(y0 + v), int(x0 + u)
+
+    # the heatmap's colour bar: inferno from dark (left) to bright (right) just under the tile
+    y0, x0 = tile_origin(3, tile, 4)
+    left, right = img[y0 + tile + 6, x0 + 5].astype(int), img[y0 + tile + 6, x0 + tile - 6].astype(int)
+    assert left.sum() < 100 and right.sum() > 400
+    # the title strip above a tile holds light text on the dark background
+    assert img[y0 - TITLE_PX + 2:y0 - 2, x0:x0 + tile].max() > 200
 
     v, u = tile_px(3, -4.75, 5.25)  # heatmap peak is bright
     assert img[v, u].astype(int).sum() > 500

@@ -70,12 +70,14 @@ class MapContext:
 class MethodMaps:
     """A hook's result: ``maps`` name -> (H, W) tensor/array on ``MapContext.grid`` (bool masks,
     integer regions or float weights); optional overlays in metric LiDAR xy: ``keypoints``
-    (M, 2) drawn as crosses, ``points`` (N, 2) drawn as dots coloured by ``point_groups`` (N,)."""
+    (M, 2) drawn as crosses, ``points`` (N, 2) drawn as dots coloured by ``point_groups`` (N,);
+    ``overlay`` names what they are (the overlay tile's title)."""
 
     maps: dict = field(default_factory=dict)
     keypoints: Any = None
     points: Any = None
     point_groups: Any = None
+    overlay: str = ""
 
 
 @dataclass(frozen=True)
