@@ -133,17 +133,40 @@ def load_config(spec: str | Path, overrides: list[str] | None = None) -> Experim
     """Load a config by name (``synth/lidar_teacher``, looked up in :func:`configs_dir` only,
     never in the current directory) or by file path (``.py``, or a run's saved ``config.json``),
     then apply ``--set`` overrides."""
-    from kd3d.engine.config_files import load_file
+    from kd3d.engine.config_files import load_module, resolve_config
 
-    return apply_overrides(load_file(spec), overrides or [])
+    path = resolve_config(spec)
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"config {path}: not readable as JSON ({exc})") from exc
+        cfg = config_from_dict(data, source=str(path))
+    else:
+        cfg = _config_of_module(load_module(path))
+    return apply_overrides(cfg, overrides or [])
 
 
 def load_base(name: str) -> ExperimentConfig:
     """The config a variant starts from, by name: ``LIDAR = load_base("synth/lidar_teacher")``.
     Use :func:`load_base_module` for the base file's other module-level names (``POINT_RANGE``)."""
-    from kd3d.engine.config_files import config_of_module, load_module
+    from kd3d.engine.config_files import load_module
 
-    return config_of_module(load_module(name))
+    return _config_of_module(load_module(name))
+
+
+def _config_of_module(module) -> ExperimentConfig:
+    """The ``ExperimentConfig`` an executed config module defines (``CONFIG`` or ``config()``)."""
+    where = getattr(module, "__file__", module.__name__)
+    if hasattr(module, "CONFIG"):
+        cfg = module.CONFIG
+    elif callable(getattr(module, "config", None)):
+        cfg = module.config()
+    else:
+        raise ConfigError(f"config file {where}: defines neither CONFIG nor config()")
+    if not isinstance(cfg, ExperimentConfig):
+        raise ConfigError(f"config file {where}: CONFIG must be an ExperimentConfig, got {type(cfg).__name__}")
+    return cfg
 
 
 def load_base_module(name: str):

@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from kd3d.errors import ConfigError
+
 _CACHE: dict[Path, tuple[int, ModuleType]] = {}
 _LOADING: list[Path] = []
 
@@ -50,7 +52,6 @@ def resolve_config(spec: str | Path) -> Path:
     a ``.py`` spec that is not a file is then tried as a name. Anything else is a name under
     :func:`configs_dir` (``synth/lidar_teacher`` or ``synth.lidar_teacher``).
     """
-    from kd3d.engine.config import ConfigError
 
     text = str(spec)
     p = Path(text).expanduser()
@@ -79,7 +80,6 @@ def _module_name(path: Path) -> str:
 
 def load_module(spec: str | Path) -> ModuleType:
     """Execute a config file (by :func:`resolve_config`) as a private module; cached."""
-    from kd3d.engine.config import ConfigError
 
     path = resolve_config(spec)
     if path.suffix != ".py":
@@ -105,35 +105,3 @@ def load_module(spec: str | Path) -> ModuleType:
         _LOADING.pop()
     _CACHE[path] = (mtime, module)
     return module
-
-
-def config_of_module(module: ModuleType):
-    """The ``ExperimentConfig`` a config module defines (``CONFIG`` or ``config()``)."""
-    from kd3d.engine.config import ConfigError, ExperimentConfig
-
-    where = getattr(module, "__file__", module.__name__)
-    if hasattr(module, "CONFIG"):
-        cfg = module.CONFIG
-    elif callable(getattr(module, "config", None)):
-        cfg = module.config()
-    else:
-        raise ConfigError(f"config file {where}: defines neither CONFIG nor config()")
-    if not isinstance(cfg, ExperimentConfig):
-        raise ConfigError(f"config file {where}: CONFIG must be an ExperimentConfig, got {type(cfg).__name__}")
-    return cfg
-
-
-def load_file(spec: str | Path):
-    """A ``.py`` config (by name or path) or a saved ``config.json`` -> ``ExperimentConfig``."""
-    import json
-
-    from kd3d.engine.config import ConfigError, config_from_dict
-
-    path = resolve_config(spec)
-    if path.suffix == ".json":
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"config {path}: not readable as JSON ({exc})") from exc
-        return config_from_dict(data, source=str(path))
-    return config_of_module(load_module(path))
