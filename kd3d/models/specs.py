@@ -88,12 +88,14 @@ def sparse_spec(channels: int, *, point_range, spatial_shape, stride: float, kin
 
 
 def head_specs(head, stride: float) -> dict[str, FeatureSpec]:
-    """``heatmap`` and ``reg`` of a CenterHead-like ``head`` (``named_feats``) on ``head.grid``."""
+    """``heatmap``, ``reg`` and ``head_shared`` (the shared 3x3 conv + BN + ReLU output) of a
+    CenterHead-like ``head`` (``named_feats``) on ``head.grid``."""
     from kd3d.models.heads.targets import REG_CHANNELS
 
     num_heat = len({c for ids in head.task_class_ids for c in ids})
     return {"heatmap": FeatureSpec(num_heat, "bev", stride, grid=head.grid),
-            "reg": FeatureSpec(REG_CHANNELS * len(head.tasks), "bev", stride, grid=head.grid)}
+            "reg": FeatureSpec(REG_CHANNELS * len(head.tasks), "bev", stride, grid=head.grid),
+            "head_shared": FeatureSpec(head.share_channels, "bev", stride, grid=head.grid)}
 
 
 def check_feature_specs(specs: dict, feats: dict, batch=None, *, where: str = "model") -> None:

@@ -5,10 +5,10 @@ Pipeline, per batch (see :mod:`kd3d.structures.sample` for the Batch fields)::
     images (B, NC, 3, H, W) -> ResNet -> FPN16 (B*NC, Cf, H/16, W/16)
       -> DepthNet: depth softmax (B*NC, D, h, w) x context (B*NC, C, h, w)
       -> frustum points in the LiDAR frame -> bev_pool -> 'bev' (B, C, ny, nx)
-      -> BEVEncoder -> 'bev_stage1', 'bev_stage2', 'bev_neck' -> CenterHead -> 'heatmap', 'reg'
+      -> BEVEncoder -> 'bev_stage1', 'bev_stage2', 'bev_neck' -> CenterHead -> 'heatmap', 'reg', 'head_shared'
 
 Named features (model contract, :mod:`kd3d.models.base`): ``bev``, ``bev_stage{k}``,
-``bev_neck``, ``heatmap``, ``reg``, ``depth``. ``loss()`` = CenterHead losses (+ depth BCE
+``bev_neck``, ``heatmap``, ``reg``, ``head_shared``, ``depth``. ``loss()`` = CenterHead losses (+ depth BCE
 from projected LiDAR points when ``depth_loss_weight > 0``).
 """
 from __future__ import annotations
@@ -92,7 +92,7 @@ class CameraBEVDet(CameraHeadLosses, BaseModel):
 
     def feature_specs(self) -> dict[str, FeatureSpec]:
         """``bev``, ``depth`` (camera branch), ``bev_stage{k}`` and ``bev_neck`` (BEV encoder, on
-        the pooling grid scaled by the cumulative strides), ``heatmap`` and ``reg`` (head grid)."""
+        the pooling grid scaled by the cumulative strides), ``heatmap``, ``reg`` and ``head_shared`` (head grid)."""
         specs = self.camera.feature_specs()
         grid, stride = specs["bev"].grid, 1
         for k, (c, s) in enumerate(zip(self.bev_encoder.channels, self.bev_encoder.strides), start=1):

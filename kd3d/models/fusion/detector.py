@@ -5,7 +5,7 @@
     points -> LiDAR encoder (voxel or pillar)      -> 'bev_lidar'  (B, Cl, H, W)
     images -> CameraToBEV (ResNet, FPN, LSS pool)  -> 'bev_camera' (B, Cc, H, W)   same BEVGrid
     concat -> ConvFuser (3x3 conv + BN + ReLU)     -> 'bev'        (B, Cf, H, W)
-    -> SECOND backbone -> 'bev_stage{k}' -> SECOND FPN -> 'bev_neck' -> CenterHead -> 'heatmap', 'reg'
+    -> SECOND backbone -> 'bev_stage{k}' -> SECOND FPN -> 'bev_neck' -> CenterHead -> 'heatmap', 'reg', 'head_shared'
 
 Other named features: ``voxel`` (from the LiDAR encoder), ``depth`` (B*NC, D, h, w). The
 camera branch pools directly onto the LiDAR encoder's ``bev_grid`` (checked at construction),

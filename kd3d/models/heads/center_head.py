@@ -12,7 +12,7 @@ Usage (LiDAR teacher and camera student alike)::
     losses = head.loss(preds, batch.gt_boxes, batch.gt_labels)   # {"heatmap", "bbox"}
     # with attributes=NUSC_ATTRIBUTES: head.loss(..., gt_attrs=batch.gt_attrs) adds "attr"
     dets = head.decode(preds)                            # list[B] of result dicts
-    feats = head.named_feats(preds)                      # {"heatmap", "reg"} (model contract)
+    feats = head.named_feats(preds)                      # {"heatmap", "reg", "head_shared"} (model contract)
 """
 from __future__ import annotations
 
@@ -121,7 +121,8 @@ class CenterHead(nn.Module):
                         raise ValueError(f"CenterHead: attribute {a!r} of class {c!r} not in attributes")
                     allowed[ci, self.attributes.index(a)] = True
             self.register_buffer("attr_allowed", allowed, persistent=False)
-        self.shared = _conv_bn_relu(self.in_channels, share_channels)
+        self.share_channels = int(share_channels)
+        self.shared = _conv_bn_relu(self.in_channels, self.share_channels)
         self.task_heads = nn.ModuleList()
         for t in self.tasks:
             branches = nn.ModuleDict({"heatmap": _Branch(share_channels, head_channels, len(t), num_head_convs, -2.19)})
@@ -137,8 +138,9 @@ class CenterHead(nn.Module):
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> dict:
         """x: (B, in_channels, H, W) on ``grid`` -> {"heatmaps": list[T] of (B, n_t, H, W) logits,
-        "regs": list[T] of (B, 10, H, W)} (+ "attrs": list[T] of (B, A, H, W) attribute logits
-        when the head has attributes)."""
+        "regs": list[T] of (B, 10, H, W), "shared": (B, share_channels, H, W) output of the shared
+        3x3 conv + BN + ReLU that every task branch reads} (+ "attrs": list[T] of (B, A, H, W)
+        attribute logits when the head has attributes)."""
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"CenterHead: expected (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
         if tuple(x.shape[-2:]) != self.grid.shape:
@@ -151,16 +153,21 @@ class CenterHead(nn.Module):
             regs.append(torch.cat([branches[name](y) for name, _ in _REG_GROUPS], dim=1))
             if self.attributes:
                 attrs.append(branches["attr"](y))
-        out = {"heatmaps": heatmaps, "regs": regs}
+        out = {"heatmaps": heatmaps, "regs": regs, "shared": y}
         if self.attributes:
             out["attrs"] = attrs
         return out
 
     def named_feats(self, preds: dict) -> dict:
         """{"heatmap": (B, K, H, W) logits in ``class_names`` order (classes of no task left out),
-        "reg": (B, 10 * T, H, W) task regression maps concatenated}."""
+        "reg": (B, 10 * T, H, W) task regression maps concatenated, "head_shared":
+        (B, share_channels, H, W) the shared conv's output (BEVDistill's dense-term feature; only
+        when ``preds`` carries it, as :meth:`forward`'s output does)}."""
         hm = torch.cat(preds["heatmaps"], dim=1)
-        return {"heatmap": hm[:, self._hm_perm], "reg": torch.cat(preds["regs"], dim=1)}
+        feats = {"heatmap": hm[:, self._hm_perm], "reg": torch.cat(preds["regs"], dim=1)}
+        if "shared" in preds:
+            feats["head_shared"] = preds["shared"]
+        return feats
 
     # ------------------------------------------------------------------ loss
     def loss(self, preds: dict, gt_boxes: list, gt_labels: list, gt_attrs: list | None = None

@@ -17,6 +17,7 @@ Named features (``ModelOutput.feats``):
 ``bev_neck``    (B, C_neck, H, W) neck output = head input, on ``self.bev_grid``
 ``heatmap``     (B, num_classes, H, W) heatmap logits in ``class_names`` order
 ``reg``         (B, 10 * T, H, W) regression maps of the T tasks concatenated
+``head_shared`` (B, C_share, H, W) the head's shared 3x3 conv + BN + ReLU output
 ==============  ===========================================================================
 """
 from __future__ import annotations
@@ -55,7 +56,7 @@ class LidarCenterPoint(BaseModel):
     def feature_specs(self) -> dict[str, FeatureSpec]:
         """Specs of every ``feats`` key (see the module docstring): the encoder's ``voxel`` and
         ``bev``, the backbone stages on the encoder grid scaled by their strides, ``bev_neck``,
-        ``heatmap`` and ``reg`` on the head grid."""
+        ``heatmap``, ``reg`` and ``head_shared`` on the head grid."""
         return backbone_specs(self.encoder.feature_specs(), self.backbone, self.neck, self.head)
 
     def forward(self, batch) -> ModelOutput:
@@ -88,8 +89,8 @@ class LidarCenterPoint(BaseModel):
 
 
 def backbone_specs(specs: dict, backbone: SECONDBackbone, neck: SECONDFPN, head: CenterHead) -> dict[str, FeatureSpec]:
-    """``specs`` (with the ``bev`` input map) plus ``bev_stage{k}``, ``bev_neck``, ``heatmap``
-    and ``reg`` of a SECOND backbone + FPN + CenterHead stack (LiDAR and fusion detectors)."""
+    """``specs`` (with the ``bev`` input map) plus ``bev_stage{k}``, ``bev_neck``, ``heatmap``,
+    ``reg`` and ``head_shared`` of a SECOND backbone + FPN + CenterHead stack (LiDAR and fusion detectors)."""
     out = dict(specs)
     bev = specs["bev"]
     for k, (c, s) in enumerate(zip(backbone.out_channels_list, backbone.strides), start=1):
