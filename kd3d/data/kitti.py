@@ -27,7 +27,7 @@ import numpy as np
 from kd3d.data.kitti_format import KITTI_SPLITS, kitti_cam2lidar, kitti_difficulty, read_calib, read_kitti_label
 from kd3d.data.kitti_format import image_shape as _image_shape
 from kd3d.data.kitti_format import read_split_ids
-from kd3d.data.nuscenes import load_image, load_lidar_bin
+from kd3d.data.nuscenes import finite_point_rows, load_image, load_lidar_bin
 from kd3d.structures.boxes import Boxes3D
 from kd3d.structures.classes import KITTI_CLASSES
 from kd3d.structures.sample import Sample
@@ -64,8 +64,9 @@ class KittiDataset:
         if not -len(self) <= idx < len(self):
             raise IndexError(f"index {idx} out of range for {len(self)} frames")
         fid = self.ids[idx]
-        raw = load_lidar_bin(self.folder / "velodyne" / f"{fid}.bin", dims=4)
-        raw = raw[np.isfinite(raw).all(axis=1)]
+        bin_path = self.folder / "velodyne" / f"{fid}.bin"
+        raw = load_lidar_bin(bin_path, dims=4)
+        raw = raw[finite_point_rows(raw, bin_path)]
         points = np.concatenate([raw, np.zeros((len(raw), 1), np.float32)], axis=1)
         calib = read_calib(self.folder / "calib", fid)
         k, c2l = kitti_cam2lidar(calib)

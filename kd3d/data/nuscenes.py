@@ -20,6 +20,7 @@ synthetic data). Sample contents (frames in the Sample docstring):
 """
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -38,6 +39,8 @@ NUSC_CAMERAS: tuple[str, ...] = (
     "CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT",
 )
 _FINE_NAME_TO_COARSE = dict(zip(NUSC_LIDARSEG_CATEGORIES, NUSC_LIDARSEG_FINE_TO_COARSE))
+log = logging.getLogger(__name__)
+_WARNED_NONFINITE: set[str] = set()  # point files already reported (one warning per file and process)
 
 
 def load_lidar_bin(path: str | Path, dims: int = 5) -> np.ndarray:
@@ -66,9 +69,16 @@ def load_image(path: str | Path) -> np.ndarray:
         raise ValueError(f"{path}: unreadable image ({exc})") from exc
 
 
-def _finite_rows(a: np.ndarray) -> np.ndarray:
-    """(N,) bool: the row has no NaN/inf."""
-    return np.isfinite(a).all(axis=1)
+def finite_point_rows(raw: np.ndarray, path: str | Path, cols: int = 4) -> np.ndarray:
+    """(N,) bool: row ``i`` of the (N, >=cols) points read from ``path`` has no NaN/inf in its
+    first ``cols`` columns (x y z intensity). The first time a file has such rows, a warning
+    names the file and the count (once per file and process: epochs re-read the same files)."""
+    keep = np.isfinite(raw[:, :cols]).all(axis=1)
+    if not keep.all() and str(path) not in _WARNED_NONFINITE:
+        _WARNED_NONFINITE.add(str(path))
+        log.warning("%s: dropped %d of %d points with a NaN/inf coordinate or intensity", path,
+                    int((~keep).sum()), len(keep))
+    return keep
 
 
 class NuScenesDataset:
@@ -174,7 +184,7 @@ class NuScenesDataset:
                 raise ValueError(f"{seg_path}: {fine.shape[0]} labels for {key.shape[0]} points in "
                                  f"{self.dataroot / e['lidar']['path']}")
             label = self._seg_lut[fine]
-        keep = _finite_rows(key[:, :4])
+        keep = finite_point_rows(key, self.dataroot / e["lidar"]["path"])
         if not keep.all():
             key = key[keep]
             label = None if label is None else label[keep]
@@ -183,7 +193,8 @@ class NuScenesDataset:
         parts[0][:, 4] = 0
         for sw in e["sweeps"][: self.sweeps - 1]:
             raw = load_lidar_bin(self.dataroot / sw["path"])
-            keep = _finite_rows(raw[:, :4]) & ~((np.abs(raw[:, 0]) < 1.0) & (np.abs(raw[:, 1]) < 1.0))
+            roof = (np.abs(raw[:, 0]) < 1.0) & (np.abs(raw[:, 1]) < 1.0)
+            keep = finite_point_rows(raw, self.dataroot / sw["path"]) & ~roof
             raw = raw[keep]
             m = np.asarray(sw["sweep2lidar"], np.float64)
             out = np.empty((len(raw), 5), np.float32)
