@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work-dir", default=None, help="output folder (default: runtime.work_dir or work_dirs/NAME)")
     parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",
                         help="continue from the newest checkpoint in the work dir (or from CKPT)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="a fresh run in a work dir that holds checkpoints deletes them first (without "
+                             "this flag such a work dir is refused)")
     parser.add_argument("--stop-after", type=int, default=None, metavar="STEP",
                         help="stop (after checkpointing) at this global step; resume later with --resume")
 
@@ -77,7 +80,8 @@ def run(args) -> int:
     cfg, source = resolve_config(args)
     _say(f"using {source}")
     try:
-        metrics = run_experiment(cfg, args.work_dir, resume=args.resume, stop_after=args.stop_after)
+        metrics = run_experiment(cfg, args.work_dir, resume=args.resume, stop_after=args.stop_after,
+                                 overwrite=args.overwrite)
     finally:
         dist.cleanup()
     if metrics:

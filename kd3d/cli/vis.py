@@ -239,7 +239,7 @@ def _distill_from_config(args) -> np.ndarray:
     of ``--split`` (default: the config's val split) and render it."""
     from kd3d.engine.builders import build_dataset, build_train_module
     from kd3d.models.build import build_model
-    from kd3d.engine.checkpoint import CheckpointError, load_checkpoint, load_state_dict_checked, model_state_from
+    from kd3d.engine.checkpoint import CheckpointError, load_checkpoint, load_module_state
     from kd3d.engine.config import ConfigError, load_config
     from kd3d.structures.sample import collate
     from kd3d.vis.distill_masks import render_distiller
@@ -253,9 +253,7 @@ def _distill_from_config(args) -> np.ndarray:
             raise SystemExit(f"kd3d vis distill: config {args.config} did not build a Distiller "
                              f"(got {type(module).__name__})")
         if args.checkpoint:
-            state = load_checkpoint(args.checkpoint)
-            load_state_dict_checked(module, model_state_from(state, args.checkpoint, prefer_student=False),
-                                    args.checkpoint)
+            load_module_state(module, load_checkpoint(args.checkpoint), args.checkpoint)  # teacher by reference
         ds = build_dataset(cfg.data, args.split or cfg.data.val_split, train=False)
     except (ConfigError, CheckpointError) as exc:
         raise SystemExit(f"kd3d vis distill: {exc}") from exc
