@@ -46,3 +46,18 @@ def test_resume_prunes_its_older_files_and_cleans_temp_files(tmp_path):
     stale.write_bytes(b"partial")
     run_experiment(toy_config(**LONG), work, resume=True)
     assert _steps(work) == [6, 8] and not stale.exists()
+
+
+def test_cli_refuses_used_work_dir_in_one_line_and_overwrite_flag(tmp_path, capsys):
+    from kd3d.cli.main import main
+    from kd3d.testing import toy_config_path
+
+    work = tmp_path / "run"
+    sets = [f"--set={k}={v}" for k, v in {**SHORT, "runtime.tensorboard": "false", "runtime.progress": "false"}.items()]
+    assert main(["train", toy_config_path(), *sets, "--work-dir", str(work)]) == 0
+    capsys.readouterr()
+    assert main(["train", toy_config_path(), *sets, "--work-dir", str(work)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--overwrite" in err and "--resume" in err
+    assert main(["train", toy_config_path(), *sets, "--work-dir", str(work), "--overwrite"]) == 0
+    assert _steps(work) == [2, 4]
