@@ -159,7 +159,8 @@ def _run(cfg, work: Path, log: Path, key: dict) -> dict | None:
     if not _claim(work):
         return None
     t0 = time.time()
-    metrics = Trainer(cfg, work).fit()  # trains, saves the final checkpoint, evaluates
+    # the claim makes this worker the run's owner: checkpoints left by a crashed attempt are cleared
+    metrics = Trainer(cfg, work, overwrite=True).fit()  # trains, saves the final checkpoint, evaluates
     rec = dict(key, metrics=metrics, seconds=round(time.time() - t0, 1))
     with log.open("a") as f:
         f.write(json.dumps(rec) + "\n")
