@@ -5,9 +5,11 @@ channels, the paper's student; same 0.1 m voxel grid). Terms: pointwise KL on
 ``point_logits`` and voxelwise KL on ``voxel_logits`` (17 classes both, temperature 1),
 supervoxel affinity on ``point_feats`` (16 vs 32 channels) and on the decoder voxels ``voxel``
 (voxel centres from the teacher's 0.1 m grid, read from its feature specs) -- cosine-affinity
-matrices, so no adapter; 16 supervoxels per scan drawn with the difficulty-aware probabilities, 64 points /
-voxels each. Every weight 1.0: the paper's loss weights are not verified (METHODS.md), and the
-supervoxel counts are our choice. Same data as the teacher (lidarseg labels, key frame).
+matrices, so no adapter; 16 supervoxels per scan drawn with the difficulty-aware probabilities,
+64 points / voxels each. Every weight 1.0 (the inter-voxel affinity gets the inter-point
+affinity's weight: the paper distils both as one component), and the supervoxel counts
+are our choice; docs/methods.md (PVD) says what each term computes against the paper. Same
+data as the teacher (lidarseg labels, key frame).
 
 Train the teacher first; its work dir is the checkpoint::
 

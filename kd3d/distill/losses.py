@@ -30,6 +30,11 @@ def kl_div_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, *, t
 
     ``student_logits``/``teacher_logits``: same shape, e.g. (N, K) point logits or
     (B, K, H, W) maps with ``dim=1``.
+
+    Reduction: on a (B, K, H, W) map this is the mean over the B*H*W positions, whereas the
+    common ``KLDivLoss(reduction="batchmean")`` divides the sum by B only, i.e. it is H*W times
+    larger: a weight ``w`` given for a "batchmean" KL corresponds to ``w * H * W`` here (and a kd3d
+    weight to ``w / (H * W)`` there). On (N, K) rows both are the mean over the N rows.
     """
     _check_same_shape(student_logits, teacher_logits, "kl_div_loss")
     t = temperature
@@ -79,15 +84,27 @@ def channel_wise_distillation(student: torch.Tensor, teacher: torch.Tensor, *, t
     return kl.mean() * (tau * tau)
 
 
-def cosine_affinity(feat: torch.Tensor) -> torch.Tensor:
-    """(..., N, C) features -> (..., N, N) cosine-similarity matrix."""
-    f = F.normalize(feat, dim=-1, eps=1e-12)
+AFFINITY_EPS = 1e-4
+
+
+def cosine_affinity(feat: torch.Tensor, *, eps: float = AFFINITY_EPS) -> torch.Tensor:
+    """(..., N, C) features -> (..., N, N) cosine-similarity matrix ``f_i . f_j`` of the rows
+    ``f = feat / max(|feat|, eps)``.
+
+    Numerically safe: a row shorter than ``eps`` (e.g. an all-zero feature after a ReLU) is
+    scaled by ``1 / eps`` instead of its own length, so its affinities are ~0 and the gradient
+    through it is bounded by ``1 / eps`` times the upstream gradient (with ``eps = 1e-12``, as
+    before, a zero row got gradients ~1e12 times the upstream gradient). Rows of length >= eps
+    are normalised exactly.
+    """
+    f = F.normalize(feat, dim=-1, eps=eps)
     return f @ f.transpose(-1, -2)
 
 
 def affinity_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """Relation / affinity distillation: ``mean((cos(S) - cos(T))^2)`` between the N x N
-    cosine-affinity matrices. Inputs (..., N, C_s) and (..., N, C_t): channels may differ.
+    cosine-affinity matrices (:func:`cosine_affinity`, safe for zero or tiny feature vectors).
+    Inputs (..., N, C_s) and (..., N, C_t): channels may differ.
 
     (B, C, H, W) maps are accepted too and treated as N = H*W items per sample.
     """

@@ -90,7 +90,7 @@ def test_truncated_or_foreign_entry_is_a_clear_error(tmp_path):
 def test_sparse_and_point_features_round_trip(tmp_path):
     torch.manual_seed(0)
     teacher = TinySparseNet(width=8).eval()
-    terms, _ = pvd_terms()
+    terms, _ = pvd_terms(voxel_affinity_weight=0)
     batch = make_batch(2)
     cache = TeacherCache.for_teacher(tmp_path, teacher, terms)
     cache.build(teacher, [batch])

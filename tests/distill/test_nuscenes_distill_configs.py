@@ -177,7 +177,8 @@ def test_method_settings(name):
         assert d.inherit_head == ("task_heads" if d.method == "distillbev" else False)
     if d.method == "bevdistill":
         assert (kw["dense_weight"], kw["instance_weight"], kw["temperature"]) == (0.01, 0.2, 0.07)
-        assert kw["feature_key"] == "bev_neck" and kw["distill_velocity"] is False
+        assert (kw["feature_key"], kw["instance_key"]) == ("head_shared", "bev_neck")
+        assert kw["distill_velocity"] is False
     elif d.method == "distillbev":
         assert list(kw["levels"]) == ["bev_stage1", "bev_stage2", "bev_neck"]
         assert (kw["a_fg"], kw["a_bg"], kw["a_fp"], kw["a_sp"]) == (6e-3, 4e-2, 6e-2, 2.5e-3)

@@ -68,14 +68,33 @@ def test_voxel_kl_matches_coordinates():
 
 def test_pvd_end_to_end_half_width_student():
     torch.manual_seed(0)
-    terms, _ = pvd_terms(num_supervoxels=4, points_per_supervoxel=16, temperature=2.0)
-    assert [t.name for t in terms] == ["pvd/point_kl", "pvd/voxel_kl", "pvd/affinity"]
+    terms, _ = pvd_terms(num_supervoxels=4, points_per_supervoxel=16, temperature=2.0,
+                         voxel_size=TinySparseNet.VOXEL, point_range=TinySparseNet.RANGE)
+    assert [t.name for t in terms] == ["pvd/point_kl", "pvd/voxel_kl", "pvd/affinity", "pvd/voxel_affinity"]
     d = Distiller(student=TinySparseNet(width=4), teacher=TinySparseNet(width=8), terms=terms)
     hist = train_steps(d, [make_batch(0), make_batch(1)])
     for h in hist:
-        assert set(h) == {"student/ce", "distill/pvd/point_kl", "distill/pvd/voxel_kl", "distill/pvd/affinity"}
+        assert set(h) == {"student/ce", "distill/pvd/point_kl", "distill/pvd/voxel_kl", "distill/pvd/affinity",
+                          "distill/pvd/voxel_affinity"}
         assert all(math.isfinite(v) and v >= 0 for v in h.values())
-    assert hist[0]["distill/pvd/affinity"] > 0
+    assert hist[0]["distill/pvd/affinity"] > 0 and hist[0]["distill/pvd/voxel_affinity"] > 0
+
+
+def test_voxel_affinity_on_by_default_with_the_point_affinity_weight():
+    """Two voxels (x = 5, 6 on a 1 m grid from (0, -1, -1)) share one supervoxel; student features
+    orthogonal (cosine affinity I), teacher features parallel (all ones): MSE = 2 / 4 = 0.5."""
+    grid = {"voxel_size": [1.0, 1.0, 1.0], "point_range": [0.0, -1.0, -1.0, 8.0, 1.0, 1.0]}
+    terms, _ = pvd_terms(affinity_weight=2.5, **grid)
+    (term,) = [t for t in terms if t.name == "pvd/voxel_affinity"]
+    assert term.weight == 2.5 and term.student_key == term.teacher_key == "voxel"  # = the point affinity's
+    idx = torch.tensor([[0, 0, 0, 5], [0, 0, 0, 6]], dtype=torch.int32)
+    s = sparse_tensor(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), idx, [2, 2, 8], 1)
+    t = sparse_tensor(torch.tensor([[1.0, 0.0, 0.0], [2.0, 0.0, 0.0]]), idx, [2, 2, 8], 1)
+    assert term.loss(s, t, None).item() == pytest.approx(0.5)
+    # kd3d before: off unless asked for (the term is absent, contributing 0); 0 still drops it
+    assert "pvd/voxel_affinity" not in [t.name for t in pvd_terms(voxel_affinity_weight=0)[0]]
+    with pytest.raises(ValueError, match="voxel_affinity_weight=0"):
+        pvd_terms()  # no model and no voxel grid: the error says how to build it or drop it
 
 
 def test_voxel_affinity_term_on_sparse_features():

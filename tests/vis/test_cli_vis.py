@@ -131,6 +131,7 @@ from kd3d.testing.toy import TOY_DATASET, TOY_EVALUATOR, TOY_MODEL
 
 DISTILL = DistillConfig(method="bevdistill", teacher_model=TOY_MODEL, teacher_kwargs={"channels": 8, "dropout": 0.0},
                         method_kwargs={"student_channels": 4, "teacher_channels": 8, "instance_weight": 0,
+                                       "feature_key": "bev_neck",
                                        "prediction_weight": 0}, allow_untrained_teacher=True)
 CONFIG = ExperimentConfig(name="toy_distill", data=DataConfig(dataset=TOY_DATASET, val_split="val",
                                                               kwargs={"num_samples": 2}),

@@ -46,7 +46,7 @@ def distiller():
     student, teacher = TinyBEV(4), TinyBEV(8)
     terms, adapters = [], {}
     for t, a in (build_terms("bevdistill", student_channels=4, teacher_channels=8, instance_weight=0,
-                             prediction_weight=0),
+                             prediction_weight=0, feature_key="bev_neck"),
                  build_terms("distillbev", levels={"bev_neck": (4, 8)}, a_sp=0),
                  build_terms("unidistill", teacher_modality="lidar", student_modality="camera", student_channels=4,
                              teacher_channels=8, response=False)):

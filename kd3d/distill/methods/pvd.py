@@ -16,7 +16,10 @@ points of class c in the scan (labels from GT ``points_label`` or the teacher's 
 class weight ``w_c = sqrt(n_max / n_c)`` (rare classes weigh more; ignore label 0 gets 1);
 a supervoxel s with points P_s and mean radial distance ``rho_s`` gets
 ``p_s ∝ mean_{i in P_s} w_{c_i} * (1 + rho_s / rho_max)`` (far supervoxels weigh up to 2x).
-Loss weights are not verified in the paper: 1.0 each by default.
+Loss weights: 1.0 each by default. The affinity over voxels is part of the method (the paper
+distils inter-point and inter-voxel affinities inside the sampled supervoxels as one
+component), so the voxel term is on by default with the point affinity's weight
+(``voxel_affinity_weight=None``); see docs/methods.md (PVD).
 """
 from __future__ import annotations
 
@@ -180,15 +183,18 @@ class VoxelKLLoss(PointKLLoss):
 def pvd_terms(*, temperature: float = 1.0, point_kl_weight: float = 1.0, voxel_kl_weight: float = 1.0,
               affinity_weight: float = 1.0, feature_key: str = "point_feats", num_supervoxels: int = 8,
               points_per_supervoxel: int = 64, supervoxel_mode: str = "cylinder", seed: int = 0,
-              voxel_affinity_weight: float = 0.0, voxel_key: str = "voxel", voxel_size=None, point_range=None,
-              student_specs: dict | None = None, teacher_specs: dict | None = None):
+              voxel_affinity_weight: float | None = None, voxel_key: str = "voxel", voxel_size=None,
+              point_range=None, student_specs: dict | None = None, teacher_specs: dict | None = None):
     """PVD terms; a weight of 0 drops its term. Returns ``(terms, {})``.
 
-    ``voxel_affinity_weight`` > 0 adds the same supervoxel affinity on the sparse ``voxel_key``
-    features (voxels matched by coordinates, centres from the ``voxel_size`` (vx, vy, vz) and
-    ``point_range`` of that tensor's grid: read from the teacher's ``teacher_specs``; explicit
-    values only when building without models, see :mod:`kd3d.distill.specs`).
+    ``voxel_affinity_weight`` (default None = ``affinity_weight``; 0 drops it, as kd3d before)
+    adds the same supervoxel affinity on the sparse ``voxel_key`` features (voxels matched by
+    coordinates, centres from the ``voxel_size`` (vx, vy, vz) and ``point_range`` of that
+    tensor's grid: read from the teacher's ``teacher_specs``; explicit values only when building
+    without models, see :mod:`kd3d.distill.specs`).
     """
+    if voxel_affinity_weight is None:
+        voxel_affinity_weight = affinity_weight
     if voxel_affinity_weight:
         voxel_size = spec_geometry(teacher_specs, voxel_key, "voxel_size", voxel_size, side="teacher", method="pvd")
         point_range = spec_geometry(teacher_specs, voxel_key, "point_range", point_range, side="teacher", method="pvd")
@@ -205,7 +211,9 @@ def pvd_terms(*, temperature: float = 1.0, point_kl_weight: float = 1.0, voxel_k
         terms.append(DistillTerm("pvd/affinity", feature_key, feature_key, loss, None, affinity_weight))
     if voxel_affinity_weight:
         if voxel_size is None or point_range is None:
-            raise ValueError("pvd_terms: voxel_affinity_weight needs voxel_size and point_range of the voxel grid")
+            raise ValueError(f"pvd_terms: the voxel affinity term (voxel_affinity_weight={voxel_affinity_weight}) needs "
+                             f"the {voxel_key!r} grid's voxel_size and point_range: build with the teacher model "
+                             "(feature specs), pass them, or set voxel_affinity_weight=0")
         loss = AffinityDistillLoss(num_supervoxels=num_supervoxels, points_per_supervoxel=points_per_supervoxel,
                                    mode=supervoxel_mode, seed=seed + 1, voxel_size=list(voxel_size),
                                    point_range=list(point_range))
