@@ -33,8 +33,13 @@ def test_overwritten_bytes_fail_naming_the_file(tmp_path):
 
 def test_file_without_checksum_loads_with_a_warning(tmp_path, caplog):
     torch.save({"model": _net().state_dict()}, tmp_path / "external.pth")
-    with caplog.at_level(logging.WARNING, logger="kd3d.models.checkpoint"):
-        state = load_checkpoint(tmp_path / "external.pth")
+    logger = logging.getLogger("kd3d.models.checkpoint")
+    logger.addHandler(caplog.handler)  # the engine's "kd3d" logger may not propagate to the root
+    try:
+        with caplog.at_level(logging.WARNING, logger="kd3d.models.checkpoint"):
+            state = load_checkpoint(tmp_path / "external.pth")
+    finally:
+        logger.removeHandler(caplog.handler)
     assert "external.pth has no checksum file" in caplog.text
     assert set(state["model"]) == set(_net().state_dict())
 
