@@ -42,6 +42,9 @@ DETECTION_CVPR_2019 = {
     "mean_ap_weight": 5,
 }
 TP_METRICS = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")
+# TP metrics that do not apply to a class (the devkit's rule): NaN in label_tp_errors, left out
+# of the means and of the plots; their curves in metrics_details.json are the devkit's all-ones.
+TP_METRICS_NOT_APPLICABLE = {"traffic_cone": ("attr_err", "vel_err", "orient_err"), "barrier": ("attr_err", "vel_err")}
 _MD_KEYS = ("recall", "precision", "confidence", "trans_err", "vel_err", "scale_err", "orient_err", "attr_err")
 NELEM = 101
 _ERR_NAMES = {"trans_err": "mATE", "scale_err": "mASE", "orient_err": "mAOE", "vel_err": "mAVE", "attr_err": "mAAE"}
@@ -280,8 +283,7 @@ def evaluate_boxes(gt: NuscBoxes, pred: NuscBoxes, config: dict | None = None, m
         label_aps[name] = {th: calc_ap(mds[(name, th)], cfg["min_recall"], cfg["min_precision"]) for th in ths}
         label_tp[name] = {}
         for metric in TP_METRICS:
-            if (name == "traffic_cone" and metric in ("attr_err", "vel_err", "orient_err")) or (
-                    name == "barrier" and metric in ("attr_err", "vel_err")):
+            if metric in TP_METRICS_NOT_APPLICABLE.get(name, ()):
                 label_tp[name][metric] = np.nan
             else:
                 label_tp[name][metric] = calc_tp(mds[(name, float(cfg["dist_th_tp"]))], cfg["min_recall"], metric)

@@ -16,6 +16,7 @@ from kd3d.structures import Boxes3D
 from kd3d.structures.geometry import rotation_z, transform_points
 from kd3d.vis import _raster as R
 from kd3d.vis.colors import GT_COLOR, PRED_COLOR, class_color, point_colors
+from kd3d.vis.legend import box_legend, draw_legend
 
 
 def _check_dets(preds, where: str):
@@ -60,6 +61,18 @@ def _draw_gt_and_preds(draw_boxes, gt_boxes, gt_labels, preds, where: str, *, bo
         draw_boxes(boxes[np.flatnonzero(keep)], cols, line_width, 6.0, texts)
 
 
+def scene_legend(gt_boxes, gt_labels, preds, where: str, *, box_colors: str = "class", class_names=None,
+                 score_thresh: float = 0.0):
+    """The legend entries (:func:`kd3d.vis.legend.box_legend`) of the boxes a renderer draws:
+    GT boxes and the detections with ``score >= score_thresh``."""
+    has_gt = gt_boxes is not None and len(gt_boxes) > 0
+    gt_l = np.asarray(gt_labels if gt_labels is not None and has_gt else [], dtype=np.int64)
+    dets = _check_dets(preds, where)
+    pred_l = np.zeros(0, np.int64) if dets is None else dets[2][dets[1] >= score_thresh]
+    return box_legend(gt_l, pred_l, box_colors=box_colors, class_names=class_names, has_gt=has_gt,
+                      has_preds=len(pred_l) > 0)
+
+
 def bev_pixels(xy: np.ndarray, xy_range, resolution: float) -> np.ndarray:
     """(N, 2) metric LiDAR xy -> (N, 2) BEV pixels ``(u, v)``: +x up, +y left."""
     xmin, ymin, xmax, ymax = xy_range
@@ -71,7 +84,8 @@ def render_bev(points: np.ndarray | None = None, *, colors: np.ndarray | None = 
                gt_boxes: Boxes3D | None = None, gt_labels: np.ndarray | None = None, preds: dict | None = None,
                xy_range=(-51.2, -51.2, 51.2, 51.2), resolution: float = 0.1, point_radius: int = 0,
                score_thresh: float = 0.0, box_colors: str = "class", show_scores: bool = True,
-               class_names=None, background=(0, 0, 0), rings: float | None = 10.0, line_width: int = 2) -> np.ndarray:
+               class_names=None, background=(0, 0, 0), rings: float | None = 10.0, line_width: int = 2,
+               legend: bool = True) -> np.ndarray:
     """Top view of a scene. Returns (H, W, 3) uint8 with ``H = (xmax-xmin)/res``, ``W = (ymax-ymin)/res``.
 
     ``points`` (N, >=3) LiDAR frame, coloured by ``colors`` (N, 3) uint8 (default: height).
@@ -79,6 +93,7 @@ def render_bev(points: np.ndarray | None = None, *, colors: np.ndarray | None = 
     score (and class name when ``class_names`` is given). Every box gets a heading mark from its
     centre to the middle of its front edge. ``box_colors``: ``class`` (class palette) or
     ``source`` (GT green, predictions magenta). ``rings``: range circles every this many metres.
+    ``legend``: the classes drawn and GT solid / prediction dashed, in the top-left corner.
     """
     xmin, ymin, xmax, ymax = xy_range
     if resolution <= 0 or xmax <= xmin or ymax <= ymin:
@@ -110,7 +125,11 @@ def render_bev(points: np.ndarray | None = None, *, colors: np.ndarray | None = 
                                                                 dash, texts),
         gt_boxes, gt_labels, preds, "render_bev", box_colors=box_colors, class_names=class_names,
         score_thresh=score_thresh, show_scores=show_scores, line_width=line_width)
-    return np.asarray(pil).copy()
+    img = np.asarray(pil).copy()
+    if legend:
+        img = draw_legend(img, scene_legend(gt_boxes, gt_labels, preds, "render_bev", box_colors=box_colors,
+                                            class_names=class_names, score_thresh=score_thresh))
+    return img
 
 
 def _draw_bev_boxes(draw, boxes: Boxes3D, colors, xy_range, resolution, width, dash, texts):
@@ -140,12 +159,13 @@ def render_perspective(points: np.ndarray | None = None, *, colors: np.ndarray |
                        eye=(-18.0, 0.0, 12.0), target=(12.0, 0.0, 0.0), fov_deg: float = 70.0,
                        size=(1200, 800), score_thresh: float = 0.0, box_colors: str = "class",
                        show_scores: bool = True, class_names=None, background=(0, 0, 0),
-                       max_range: float = 80.0, line_width: int = 2) -> np.ndarray:
+                       max_range: float = 80.0, line_width: int = 2, legend: bool = True) -> np.ndarray:
     """A 3D perspective picture from a virtual camera at ``eye`` (LiDAR frame) looking at ``target``.
 
     Points (N, >=3) are depth-sorted (near painted last, 2 px splats within 15 m); boxes are
     drawn as 12 edges plus a cross on the front face (the heading), GT solid, predictions
-    dashed with their scores. Returns (H, W, 3) uint8 with ``(W, H) = size``.
+    dashed with their scores; ``legend`` as in :func:`render_bev`. Returns (H, W, 3) uint8 with
+    ``(W, H) = size``.
     """
     w, h = size
     l2c, k = perspective_camera(eye, target, fov_deg, size)
@@ -175,7 +195,11 @@ def render_perspective(points: np.ndarray | None = None, *, colors: np.ndarray |
         lambda boxes, cols, width, dash, texts: _draw_3d_boxes(draw, boxes, cols, l2c, k, width, dash, texts),
         gt_boxes, gt_labels, preds, "render_perspective", box_colors=box_colors, class_names=class_names,
         score_thresh=score_thresh, show_scores=show_scores, line_width=line_width)
-    return np.asarray(pil).copy()
+    img = np.asarray(pil).copy()
+    if legend:
+        img = draw_legend(img, scene_legend(gt_boxes, gt_labels, preds, "render_perspective", box_colors=box_colors,
+                                            class_names=class_names, score_thresh=score_thresh))
+    return img
 
 
 def _draw_3d_segments(draw, segs_world: np.ndarray, l2c, k, color, width, dash):
@@ -242,6 +266,7 @@ def render_scene(sample, preds: dict | None = None, *, color_by: str = "height",
         return render_perspective(points, **common)
     if view == "both":
         bev = render_bev(points, xy_range=xy_range, resolution=resolution, **common)
-        persp = render_perspective(points, size=(int(bev.shape[0] * 1.5), bev.shape[0]), **common)
+        persp = render_perspective(points, size=(int(bev.shape[0] * 1.5), bev.shape[0]),
+                                   **{**common, "legend": False})  # one legend, on the BEV half
         return np.concatenate([bev, persp], axis=1)
     raise ValueError(f"render_scene: view must be 'bev', '3d' or 'both', got {view!r}")

@@ -14,8 +14,9 @@ from PIL import Image, ImageDraw
 from kd3d.structures import Boxes3D
 from kd3d.structures.geometry import transform_points
 from kd3d.vis import _raster as R
-from kd3d.vis.bev import _box_colors, _check_dets
+from kd3d.vis.bev import _box_colors, _check_dets, scene_legend
 from kd3d.vis.colors import GT_COLOR, PRED_COLOR, colormap
+from kd3d.vis.legend import draw_legend
 
 # nuScenes grid layout: fronts on top (left, centre, right), backs below (left, centre, right).
 NUSC_GRID = (("CAM_FRONT_LEFT", "CAM_FRONT", "CAM_FRONT_RIGHT"), ("CAM_BACK_LEFT", "CAM_BACK", "CAM_BACK_RIGHT"))
@@ -70,12 +71,14 @@ def project_box_edges(boxes: Boxes3D, cam2lidar: np.ndarray, intrinsics: np.ndar
 def render_camera(image: np.ndarray, points: np.ndarray | None, cam2lidar, intrinsics, img_aug=None, *,
                   gt_boxes: Boxes3D | None = None, gt_labels=None, preds: dict | None = None,
                   score_thresh: float = 0.0, box_colors: str = "class", depth_max: float = 60.0,
-                  point_radius: int | None = None, line_width: int | None = None, class_names=None) -> np.ndarray:
+                  point_radius: int | None = None, line_width: int | None = None, class_names=None,
+                  legend: bool = True) -> np.ndarray:
     """One camera image (H, W, 3) uint8 with LiDAR points coloured by depth (``jet_r`` over
     [0, depth_max]: near red, far blue; far points painted first) and boxes (GT solid,
     predictions dashed). ``point_radius`` / ``line_width`` default to the image size (1 / 2 px
     from 800 px wide, 0 / 1 below). ``class_names`` picks box colours by class name (see
-    :func:`kd3d.vis.colors.class_color`). Returns a new (H, W, 3) uint8 array."""
+    :func:`kd3d.vis.colors.class_color`). ``legend``: the classes drawn and GT solid / prediction
+    dashed, in the top-right corner. Returns a new (H, W, 3) uint8 array."""
     img = np.array(image, dtype=np.uint8, copy=True)
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"render_camera: image must be (H, W, 3), got {img.shape}")
@@ -102,7 +105,11 @@ def render_camera(image: np.ndarray, points: np.ndarray | None, cam2lidar, intri
         cols = _box_colors(labels[keep], len(keep), box_colors, PRED_COLOR, class_names)
         for segs, col in zip(project_box_edges(boxes[keep], cam2lidar, intrinsics, img_aug), cols):
             R.draw_segments(draw, segs, col, line_width, dash=8.0)
-    return np.asarray(pil).copy()
+    img = np.asarray(pil).copy()
+    if legend:
+        img = draw_legend(img, scene_legend(gt_boxes, gt_labels, preds, "render_camera", box_colors=box_colors,
+                                            class_names=class_names, score_thresh=score_thresh), corner="top-right")
+    return img
 
 
 def _grid_order(cam_names: list[str]) -> list[list[int]]:
@@ -115,13 +122,14 @@ def _grid_order(cam_names: list[str]) -> list[list[int]]:
 
 
 def render_cameras(sample, preds: dict | None = None, *, tile_width: int | None = 480, key_frame_only: bool = True,
-                   labels: bool = True, **kwargs) -> np.ndarray:
+                   labels: bool = True, legend: bool = True, **kwargs) -> np.ndarray:
     """All cameras of a :class:`~kd3d.structures.sample.Sample` in a grid (nuScenes: 2 x 3, fronts on
     top; other rigs: rows of up to three) with projected points and GT/predicted boxes. Each tile
     is resized to ``tile_width`` (None: native size) after drawing. Returns (rows * h, cols * w, 3) uint8.
 
     ``key_frame_only``: project only ``points[:num_key_points]`` (sweeps smear under ego motion).
-    Extra keyword arguments go to :func:`render_camera`.
+    ``legend``: one legend of the drawn classes and GT / prediction line styles, in the grid's
+    top-right corner. Extra keyword arguments go to :func:`render_camera`.
     """
     if sample.images is None or not len(sample.cam_names):
         raise ValueError(f"sample {sample.token}: has no camera images (images is None); load it with cameras")
@@ -130,7 +138,7 @@ def render_cameras(sample, preds: dict | None = None, *, tile_width: int | None 
     for c in range(len(sample.cam_names)):
         tile = render_camera(sample.images[c], points, sample.cam2lidar[c], sample.cam_intrinsics[c],
                              sample.img_aug[c], gt_boxes=sample.gt_boxes, gt_labels=sample.gt_labels,
-                             preds=preds, **kwargs)
+                             preds=preds, legend=False, **kwargs)
         pil = R.to_image(tile)
         if tile_width is not None and tile_width != pil.width:
             pil = pil.resize((tile_width, max(1, round(pil.height * tile_width / pil.width))), Image.BILINEAR)
@@ -145,4 +153,8 @@ def render_cameras(sample, preds: dict | None = None, *, tile_width: int | None 
         for j, c in enumerate(row):
             t = tiles[c][:th, :tw]
             grid[r * th:r * th + t.shape[0], j * tw:j * tw + t.shape[1]] = t
+    if legend:
+        opts = {k: kwargs[k] for k in ("box_colors", "class_names", "score_thresh") if k in kwargs}
+        grid = draw_legend(grid, scene_legend(sample.gt_boxes, sample.gt_labels, preds, "render_cameras", **opts),
+                           corner="top-right")
     return grid

@@ -83,27 +83,50 @@ def _classes(details) -> list[str]:
     return seen
 
 
+def _no_tp_reason(cls: str, num_gt: dict | None, num_pred: dict | None, max_dist: float) -> str:
+    """Why a class's PR panel is empty (no distance reached a true positive)."""
+    if num_gt is not None and num_gt.get(cls) == 0:
+        return "no GT of this class"
+    if num_pred is not None and num_pred.get(cls) == 0:
+        return "no predictions of this class"
+    if num_gt is not None and num_pred is not None:
+        return f"no prediction within {max_dist:g} m of a GT box"
+    return f"no true positive:\nno GT of this class, no predictions,\nor none within {max_dist:g} m of a GT box"
+
+
 def plot_pr_curves(details, summary: dict | None = None, classes=None, min_precision: float = 0.1,
-                   min_recall: float = 0.1):
+                   min_recall: float = 0.1, *, num_gt: dict | None = None, num_pred: dict | None = None):
     """One subplot per class: precision vs recall for every matching distance, up to the
     maximal recall reached; AP per distance in the legend when ``summary`` has ``label_aps``.
     Dashed grey lines mark ``min_precision`` and ``min_recall`` (the devkit's AP clipping).
+    A distance without any true positive is listed as such in the legend; a class with none at
+    any distance gets an empty panel that says why (``num_gt`` / ``num_pred``: per-class counts,
+    when known, name the reason; the metric files alone cannot tell no GT from no match).
     Returns a matplotlib Figure (Agg canvas)."""
     classes = list(classes or _classes(details))
     fig, axes = _figure(len(classes))
     aps = (summary or {}).get("label_aps", {})
     for ax, cls in zip(axes, classes):
         dists = sorted(d for c, d in details if c == cls)
+        drawn = 0
         for d in dists:
             md = details[(cls, d)]
+            if not (np.asarray(md["confidence"]) > 0).any():
+                ax.plot([], [], " ", label=f"{d:g} m: no true positive")
+                continue
             k = max_recall_index(md["confidence"])
             ap = aps.get(cls, {}).get(str(d), aps.get(cls, {}).get(f"{d:g}"))
             label = f"{d:g} m" + (f" AP {ap:.3f}" if ap is not None else "")
             ax.plot(md["recall"][: k + 1], md["precision"][: k + 1], label=label, linewidth=1.5)
+            drawn += 1
         ax.axhline(min_precision, color="0.6", linestyle="--", linewidth=0.8)
         ax.axvline(min_recall, color="0.6", linestyle="--", linewidth=0.8)
         ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision", title=cls)
-        ax.legend(fontsize=7, loc="lower left")
+        if drawn:
+            ax.legend(fontsize=7, loc="lower left")
+        else:
+            ax.text(0.5, 0.5, _no_tp_reason(cls, num_gt, num_pred, max(dists, default=0.0)), ha="center",
+                    va="center", fontsize=8, transform=ax.transAxes)
     title = "precision / recall"
     if summary and "mean_ap" in summary:
         title += f"   mAP {summary['mean_ap']:.4f}" + (f"   NDS {summary['nd_score']:.4f}" if "nd_score" in summary else "")
@@ -112,11 +135,28 @@ def plot_pr_curves(details, summary: dict | None = None, classes=None, min_preci
     return fig
 
 
+def tp_metric_applies(cls: str, metric: str, summary: dict | None = None) -> bool:
+    """False for a TP metric the evaluation leaves out for ``cls``: NaN (or null) in the summary's
+    ``label_tp_errors`` when it has the entry, else the devkit's rule (traffic cones: attribute,
+    velocity, orientation; barriers: attribute, velocity). The devkit stores such curves as all
+    ones, which would read as an error of 1 everywhere."""
+    entry = (summary or {}).get("label_tp_errors", {}).get(cls, {})
+    if metric in entry:
+        value = entry[metric]
+        return value is not None and bool(np.isfinite(value))
+    from kd3d.eval.nuscenes_det import TP_METRICS_NOT_APPLICABLE
+
+    return metric not in TP_METRICS_NOT_APPLICABLE.get(cls, ())
+
+
 def plot_tp_curves(details, summary: dict | None = None, classes=None, dist_th: float = 2.0, min_recall: float = 0.1):
     """One subplot per class: each TP error vs recall at matching distance ``dist_th``, from
     ``min_recall`` to the maximal recall reached (the devkit's averaging window). The class's
-    mean TP error (``label_tp_errors``) is in the legend when available; NaN errors (e.g.
-    velocity for traffic cones) are left out. Returns a matplotlib Figure."""
+    mean TP error (``label_tp_errors``) is in the legend when available. Metrics that do not
+    apply to the class (:func:`tp_metric_applies`, e.g. velocity for traffic cones) and NaN
+    errors are left out and named in the panel; the y axis reaches the largest error drawn (at
+    least 1), so large errors (orientation up to pi, velocity in m/s) stay visible.
+    Returns a matplotlib Figure."""
     classes = [c for c in (classes or _classes(details)) if (c, float(dist_th)) in details]
     if not classes:
         raise ValueError(f"plot_tp_curves: no class has data at distance {dist_th} m")
@@ -127,18 +167,26 @@ def plot_tp_curves(details, summary: dict | None = None, classes=None, dist_th: 
         md = details[(cls, float(dist_th))]
         k = max_recall_index(md["confidence"])
         rec = md["recall"][first: k + 1]
+        top, left_out = 1.0, []
         for metric in TP_METRICS:
+            if not tp_metric_applies(cls, metric, summary):
+                left_out.append(metric)
+                continue
             err = md[metric][first: k + 1]
             if not len(err) or not np.isfinite(err).any():
                 continue
             mean = tps.get(cls, {}).get(metric)
             label = f"{metric} [{TP_UNITS[metric]}]" + (f" {mean:.3f}" if mean is not None and np.isfinite(mean) else "")
             ax.plot(rec, err, label=label, linewidth=1.5)
-        ax.set(xlim=(0, 1), ylim=(0, 1.5), xlabel="recall", ylabel="error", title=f"{cls} @ {dist_th:g} m")
+            top = max(top, float(np.nanmax(err)))
+        ax.set(xlim=(0, 1), ylim=(0, 1.05 * top), xlabel="recall", ylabel="error", title=f"{cls} @ {dist_th:g} m")
         if ax.get_lines():
             ax.legend(fontsize=7, loc="upper left")
         else:
             ax.text(0.5, 0.5, "no true positives\nbeyond min recall", ha="center", va="center", transform=ax.transAxes)
+        if left_out:
+            ax.text(0.98, 0.02, "n/a: " + ", ".join(left_out), ha="right", va="bottom", fontsize=6, color="0.4",
+                    transform=ax.transAxes)
     fig.suptitle("TP errors vs recall")
     fig.tight_layout()
     return fig

@@ -82,7 +82,7 @@ def test_bev_source_colors(sample, preds):
 def test_perspective_projects_box_and_points(sample):
     size = (400, 300)
     img = render_perspective(sample.points, colors=point_colors(sample.points, "none"), gt_boxes=sample.gt_boxes,
-                             gt_labels=sample.gt_labels, size=size)
+                             gt_labels=sample.gt_labels, size=size, legend=False)
     assert img.shape == (300, 400, 3)
     l2c, k = perspective_camera(size=size)
     corners = transform_points(sample.gt_boxes.corners()[0], l2c)
@@ -111,7 +111,7 @@ def test_box_edges_land_on_the_continuous_pixels():
     # i.e. in columns 7 and 12, rows 8 and 11 (pixel i spans [i, i + 1))
     box = Boxes3D(np.array([[0.0, 0.0, 0.0, 3.6, 5.6, 1.0, 0.0]]))
     img = render_bev(None, gt_boxes=box, gt_labels=np.array([0]), xy_range=(-10, -10, 10, 10), resolution=1.0,
-                     rings=None, line_width=0)
+                     rings=None, line_width=0, legend=False)
     car = (np.abs(img.astype(int) - CLASS_COLORS[0]).max(-1) == 0)
     assert car[8, 7:13].all() and car[11, 7:13].all() and car[8:12, 7].all() and car[8:12, 12].all()
     assert not car[7].any() and not car[12].any() and not car[:, 6].any() and not car[:, 13].any()
@@ -129,7 +129,7 @@ def test_render_scene_puts_ego_forward_up(sample):
     s = dataclasses.replace(sample, points=pts, gt_boxes=sample.gt_boxes.transform(rot),
                             lidar2ego=pose_matrix(rotation_z(-np.pi / 2), [0.0, 0.0, 1.8]))
     for ego_up, expect_up in ((True, True), (False, False)):
-        img = render_scene(s, xy_range=RANGE, resolution=0.5, color_by="none", ego_up=ego_up)
+        img = render_scene(s, xy_range=RANGE, resolution=0.5, color_by="none", ego_up=ego_up, legend=False)
         v, u = np.nonzero((np.abs(img.astype(int) - CLASS_COLORS[0]).max(-1) <= 10))
         # the car 10 m ahead of the ego: up (row < 50 - 15) with ego_up, else on the left (+y)
         assert (v.mean() < 35 and abs(u.mean() - 50) < 6) == expect_up

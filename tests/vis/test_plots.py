@@ -111,3 +111,56 @@ def test_plots_from_kd3d_evaluator_output(tmp_path):
     assert _has_color(img, u, v, red)
     img, u, v = _pixel(fig, fig.axes[0], 0.5, 0.5)
     assert not _has_color(img, u, v, red)
+
+
+def _details_for(cls: str, errs: dict, max_rec_idx: int = 80):
+    md = _md(max_rec_idx, 0.9).serialize()
+    md.update({k: list(map(float, v)) for k, v in errs.items()})
+    return {(cls, 2.0): {k: np.asarray(v, dtype=np.float64) for k, v in md.items()}}
+
+
+def _line_labels(ax):
+    return [line.get_label() for line in ax.get_lines()]
+
+
+def test_tp_curves_leave_out_metrics_that_do_not_apply():
+    # the devkit stores a metric that does not apply (all-NaN errors) as a curve of ones
+    ones = np.ones(101)
+    details = _details_for("traffic_cone", {"attr_err": ones, "vel_err": ones, "orient_err": ones})
+    nan = float("nan")
+    summary = {"label_tp_errors": {"traffic_cone": {"trans_err": 0.3, "scale_err": 0.2, "orient_err": nan,
+                                                    "vel_err": nan, "attr_err": nan}}}
+    for s in (summary, None):  # from the summary's NaN, or by the devkit's class rule without one
+        fig = plot_tp_curves(details, s)
+        labels = _line_labels(fig.axes[0])
+        assert [lbl.split()[0] for lbl in labels] == ["trans_err", "scale_err"], labels
+        assert "n/a: orient_err, vel_err, attr_err" in [t.get_text() for t in fig.axes[0].texts]
+    # a barrier keeps its orientation error, which may exceed the old fixed y limit of 1.5
+    orient = np.linspace(0.5, 3.0, 101)
+    fig = plot_tp_curves(_details_for("barrier", {"orient_err": orient, "attr_err": ones, "vel_err": ones}))
+    ax = fig.axes[0]
+    assert [lbl.split()[0] for lbl in _line_labels(ax)] == ["trans_err", "scale_err", "orient_err"]
+    drawn = ax.get_lines()[2].get_ydata()
+    assert drawn.max() == pytest.approx(orient[80])  # window: recall 0.11 .. last point with confidence
+    assert ax.get_ylim()[1] >= drawn.max()
+
+
+def test_empty_pr_panel_says_why():
+    from kd3d.eval.nuscenes_det import no_predictions
+
+    details = {("car", d): _md(60, 0.8).serialize() for d in (0.5, 1.0, 2.0, 4.0)}
+    details.update({("bus", d): no_predictions() for d in (0.5, 1.0, 2.0, 4.0)})
+    details = {k: {f: np.asarray(v, dtype=np.float64) for f, v in md.items()} for k, md in details.items()}
+    details[("car", 0.5)]["confidence"][:] = 0  # no true positive at 0.5 m only
+
+    def texts(fig, i):
+        return " ".join(t.get_text() for t in fig.axes[i].texts)
+
+    fig = plot_pr_curves(details, classes=["car", "bus"])
+    assert texts(fig, 0) == "" and "0.5 m: no true positive" in [t.get_text() for t in fig.axes[0].get_legend().texts]
+    assert len([ln for ln in fig.axes[1].get_lines() if len(ln.get_xdata()) > 2]) == 0
+    assert "no GT of this class, no predictions" in texts(fig, 1) and "within 4 m" in texts(fig, 1)
+    fig = plot_pr_curves(details, classes=["car", "bus"], num_gt={"car": 5, "bus": 0}, num_pred={"car": 5, "bus": 3})
+    assert texts(fig, 1) == "no GT of this class"
+    fig = plot_pr_curves(details, classes=["bus"], num_gt={"bus": 4}, num_pred={"bus": 0})
+    assert texts(fig, 0) == "no predictions of this class"
