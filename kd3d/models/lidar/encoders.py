@@ -1,9 +1,15 @@
 """LiDAR point-cloud encoders: points -> a dense BEV map (the ``bev`` feature).
 
-* :class:`VoxelEncoder`: voxelize -> mean VFE -> SECOND sparse encoder (stride 8 BEV map).
+* :class:`VoxelEncoder`: voxelize -> mean VFE -> SECOND sparse encoder (stride 8 BEV map):
+  kd3d's plain encoder (``block_type="conv_module"``, = MMDetection3D's
+  ``SparseEncoder(block_type='conv_module')`` with stages (16,), (32,)*3, (64,)*3, (128,)*3) or
+  CenterPoint's residual one (``block_type="basicblock"``,
+  :class:`~kd3d.models.backbones.sparse_resnet.ResidualSparseEncoder`).
 * :class:`PillarEncoder`: pillarize -> PointPillars pillar feature net (points decorated with
   offsets to the pillar's point mean and to the pillar centre, linear + BN + ReLU, max over
-  points) -> scatter to a dense (B, C, ny, nx) canvas (stride 1).
+  points) -> scatter to a dense (B, C, ny, nx) canvas (stride 1). ``pfn="mmdet3d"`` uses
+  :class:`~kd3d.models.lidar.pillar_net.DecoratedPillarFeatureNet` (11 features, padded slots
+  as MMDetection3D treats them) instead of kd3d's 10-feature net.
 
 Both take ``points``: list[B] of (Ni, 5) float32 tensors (LiDAR frame, ``x y z intensity dt``)
 and expose ``bev_grid`` (the :class:`BEVGrid` of their output map), ``bev_channels``,
@@ -19,6 +25,8 @@ import torch
 from torch import nn
 
 from kd3d.models.backbones.sparse_encoder import BN_EPS, BN_MOMENTUM, SparseEncoder, scale_channels
+from kd3d.models.backbones.sparse_resnet import ResidualSparseEncoder
+from kd3d.models.lidar.pillar_net import DecoratedPillarFeatureNet
 from kd3d.models.specs import FeatureSpec, sparse_spec
 from kd3d.ops.spconv import Voxelizer, sparse_tensor
 from kd3d.structures.bev import BEVGrid
@@ -42,16 +50,29 @@ class VoxelEncoder(nn.Module):
 
     voxel_size (vx, vy, vz) and point_range [xmin, ymin, zmin, xmax, ymax, zmax] in metres;
     the BEV map is (B, bev_channels, ny / 8, nx / 8) on ``bev_grid`` = grid of cells vx*8.
+    block_type: ``"conv_module"`` (kd3d's plain :class:`SparseEncoder`) or ``"basicblock"``
+    (:class:`ResidualSparseEncoder`); z_pad: extra z layers of the sparse shape above the voxel
+    grid (default 0 for ``conv_module``, 1 for ``basicblock``: 40 -> 41 as CenterPoint builds it).
     """
 
     def __init__(self, *, voxel_size: Sequence[float], point_range: Sequence[float], width: float = 1.0,
-                 max_points_per_voxel: int = 10, max_voxels: int = 60000, num_point_features: int = 5):
+                 max_points_per_voxel: int = 10, max_voxels: int = 60000, num_point_features: int = 5,
+                 block_type: str = "conv_module", z_pad: int | None = None):
         super().__init__()
         self.voxelizer = Voxelizer(voxel_size=voxel_size, point_range=point_range,
                                    num_point_features=num_point_features,
                                    max_points_per_voxel=max_points_per_voxel, max_voxels=max_voxels)
-        self.sparse = SparseEncoder(in_channels=num_point_features, spatial_shape=self.voxelizer.spatial_shape,
-                                    width=width)
+        if block_type not in ("conv_module", "basicblock"):
+            raise ValueError(f"VoxelEncoder: block_type must be 'conv_module' or 'basicblock', got {block_type!r}")
+        self.block_type = block_type
+        if z_pad is None:
+            z_pad = 1 if block_type == "basicblock" else 0
+        Z, Y, X = self.voxelizer.spatial_shape
+        shape = (Z + int(z_pad), Y, X)
+        if block_type == "basicblock":
+            self.sparse = ResidualSparseEncoder(in_channels=num_point_features, spatial_shape=shape, width=width)
+        else:
+            self.sparse = SparseEncoder(in_channels=num_point_features, spatial_shape=shape, width=width)
         self.bev_channels = self.sparse.bev_channels
         self.bev_grid = BEVGrid.from_range(point_range, voxel_size[:2]).scaled(self.sparse.stride)
         self.stride = self.sparse.stride
@@ -60,7 +81,10 @@ class VoxelEncoder(nn.Module):
         """``voxel``: the stride-8 sparse stage; ``bev``: the collapsed map on ``bev_grid``;
         ``voxel_num_points``: one channel on the voxelizer grid."""
         vz = self.voxelizer
-        vox = sparse_spec(self.sparse.channels[3], point_range=vz.point_range,
+        pr = list(vz.point_range)
+        if self.sparse.spatial_shape[0] != vz.spatial_shape[0]:  # z_pad: the sparse shape's z extent
+            pr[5] = pr[2] + self.sparse.spatial_shape[0] * vz.voxel_size[2]
+        vox = sparse_spec(self.sparse.channels[-1], point_range=pr,
                           spatial_shape=self.sparse.voxel_shape, stride=self.stride)
         counts = sparse_spec(1, point_range=vz.point_range, spatial_shape=vz.spatial_shape, stride=1,
                              voxel_size=vz.voxel_size)
@@ -116,18 +140,27 @@ class PillarEncoder(nn.Module):
 
     voxel_size (px, py) pillar size (the z size is the whole z range), point_range as above;
     the BEV map is (B, C, ny, nx) on ``bev_grid`` (cell = pillar), C = 64 * width.
+    pfn: ``"kd3d"`` (:class:`PillarFeatureNet`, 10 features, padded slots left out) or
+    ``"mmdet3d"`` (:class:`DecoratedPillarFeatureNet`, 11 features, padded slots zeroed and kept).
     """
 
     def __init__(self, *, voxel_size: Sequence[float], point_range: Sequence[float], width: float = 1.0,
                  feat_channels: int = 64, max_points_per_voxel: int = 20, max_voxels: int = 30000,
-                 num_point_features: int = 5):
+                 num_point_features: int = 5, pfn: str = "kd3d"):
         super().__init__()
         pr = [float(v) for v in point_range]
         vs = [float(voxel_size[0]), float(voxel_size[1]), pr[5] - pr[2]]
         self.voxelizer = Voxelizer(voxel_size=vs, point_range=pr, num_point_features=num_point_features,
                                    max_points_per_voxel=max_points_per_voxel, max_voxels=max_voxels)
         c = scale_channels(feat_channels, width)
-        self.pfn = PillarFeatureNet(in_channels=num_point_features, out_channels=c, voxel_size=vs, point_range=pr)
+        if pfn == "kd3d":
+            self.pfn = PillarFeatureNet(in_channels=num_point_features, out_channels=c, voxel_size=vs,
+                                        point_range=pr)
+        elif pfn == "mmdet3d":
+            self.pfn = DecoratedPillarFeatureNet(in_channels=num_point_features, out_channels=c, voxel_size=vs,
+                                                 point_range=pr)
+        else:
+            raise ValueError(f"PillarEncoder: pfn must be 'kd3d' or 'mmdet3d', got {pfn!r}")
         self.bev_channels = c
         self.bev_grid = BEVGrid.from_range(pr, vs[:2])
         self.stride = 1

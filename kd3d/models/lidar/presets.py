@@ -17,10 +17,22 @@ whose neck meets at stride 4. So voxel and pillar models of one scale share
 
 ``width`` (1.0, 0.5, 0.25) multiplies every channel count (sparse encoder, pillar net, 2D
 backbone, neck, head), so compressed students keep the teacher's architecture.
+
+MMDetection3D / OpenPCDet CenterPoint (issue 13; the layer tables are in
+:mod:`kd3d.models.backbones.sparse_resnet` and :mod:`kd3d.models.lidar.pillar_net`):
+``centerpoint_voxel(scale="nuscenes", block_type="basicblock", bn_momentum=0.01,
+with_attrs=False)`` is ``centerpoint_voxel01_second_secfpn`` (residual sparse encoder, sparse
+shape 41 in z, 256 BEV channels) and ``centerpoint_pillar(scale="nuscenes", pfn="mmdet3d",
+bn_momentum=0.01, with_attrs=False)`` is ``centerpoint_pillar02_second_secfpn`` (11 point
+features, padded slots as mmdet3d). kd3d's defaults (plain encoder = mmdet3d's
+``SparseEncoder(block_type='conv_module')``, 10-feature pillar net, BN momentum 0.1) stay for
+compact students. ``MMDET3D_VOXEL`` / ``MMDET3D_PILLAR`` hold those keyword arguments.
 """
 from __future__ import annotations
 
 from typing import Sequence
+
+from torch import nn
 
 from kd3d.models.backbones.second import SECONDBackbone
 from kd3d.models.backbones.sparse_encoder import scale_channels
@@ -46,6 +58,20 @@ SCALES: dict[str, dict] = {
                   "pillar_size": (0.4, 0.4), "max_voxels": 40000, "max_pillars": 20000,
                   "voxel_layer_nums": (3, 3), "pillar_layer_nums": (2, 3, 3)},
 }
+
+
+# keyword arguments of the presets that build MMDetection3D's nuScenes CenterPoint networks
+MMDET3D_VOXEL: dict = {"scale": "nuscenes", "block_type": "basicblock", "bn_momentum": 0.01, "with_attrs": False}
+MMDET3D_PILLAR: dict = {"scale": "nuscenes", "pfn": "mmdet3d", "bn_momentum": 0.01, "with_attrs": False}
+
+
+def set_bn_momentum(module: nn.Module, momentum: float | None) -> None:
+    """Set the momentum of every BatchNorm in ``module`` (None: leave them)."""
+    if momentum is None:
+        return
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = float(momentum)
 
 
 def _scale(scale: str) -> dict:
@@ -85,7 +111,8 @@ def centerpoint_voxel(*, scale: str = "synthetic", width: float = 1.0,
                       layer_nums: Sequence[int] | None = None, max_voxels: int | None = None,
                       max_points_per_voxel: int = 10, nms: str = "circle", nms_radius=None,
                       score_threshold: float = 0.1, pre_max: int = 1000, post_max: int = 83,
-                      min_radius: int = 2, with_attrs: bool | None = None) -> LidarCenterPoint:
+                      min_radius: int = 2, with_attrs: bool | None = None, block_type: str = "conv_module",
+                      bn_momentum: float | None = None) -> LidarCenterPoint:
     """CenterPoint voxel detector (SECOND sparse encoder).
 
     scale: ``"synthetic"`` or ``"nuscenes"`` (defaults for range, voxel, layer counts);
@@ -95,13 +122,16 @@ def centerpoint_voxel(*, scale: str = "synthetic", width: float = 1.0,
     depths), max_voxels, max_points_per_voxel: override the scale; nms ("circle" | "rotated" |
     "none"), nms_radius (metres, per task), score_threshold, pre_max, post_max, min_radius:
     passed to :class:`CenterHead`; with_attrs: nuScenes attribute branch (default: on when
-    all class_names are nuScenes detection classes; outputs ``attrs`` into NUSC_ATTRIBUTES).
+    all class_names are nuScenes detection classes; outputs ``attrs`` into NUSC_ATTRIBUTES);
+    block_type: ``"conv_module"`` (kd3d's plain sparse encoder) or ``"basicblock"`` (CenterPoint's
+    residual encoder, sparse shape Z + 1); bn_momentum: momentum of the encoder, backbone and
+    neck BatchNorms (None: kd3d's 0.1; 0.01 in mmdet3d / OpenPCDet).
     """
     s = _scale(scale)
     pr = tuple(point_range or s["point_range"])
     vs = tuple(voxel_size or s["voxel_size"])
     encoder = VoxelEncoder(voxel_size=vs, point_range=pr, width=width, max_points_per_voxel=max_points_per_voxel,
-                           max_voxels=max_voxels or s["max_voxels"])
+                           max_voxels=max_voxels or s["max_voxels"], block_type=block_type)
     backbone = SECONDBackbone(in_channels=encoder.bev_channels, layer_nums=layer_nums or s["voxel_layer_nums"],
                               layer_strides=(1, 2), out_channels=(128, 256), width=width)
     neck = SECONDFPN(in_channels=backbone.out_channels_list, in_strides=backbone.strides, out_channels=(256, 256),
@@ -109,6 +139,8 @@ def centerpoint_voxel(*, scale: str = "synthetic", width: float = 1.0,
     head = _head(neck.out_channels_total, encoder.bev_grid.scaled(neck.stride), width, class_names, tasks,
                  nms_radius, with_attrs, nms=nms, score_threshold=score_threshold, pre_max=pre_max,
                  post_max=post_max, min_radius=min_radius)
+    for m in (encoder, backbone, neck):
+        set_bn_momentum(m, bn_momentum)
     return LidarCenterPoint(encoder=encoder, backbone=backbone, neck=neck, head=head)
 
 
@@ -118,17 +150,20 @@ def centerpoint_pillar(*, scale: str = "synthetic", width: float = 1.0,
                        layer_nums: Sequence[int] | None = None, max_pillars: int | None = None,
                        max_points_per_pillar: int = 20, nms: str = "circle", nms_radius=None,
                        score_threshold: float = 0.1, pre_max: int = 1000, post_max: int = 83,
-                       min_radius: int = 2, with_attrs: bool | None = None) -> LidarCenterPoint:
+                       min_radius: int = 2, with_attrs: bool | None = None, pfn: str = "kd3d",
+                       bn_momentum: float | None = None) -> LidarCenterPoint:
     """PointPillars-style CenterPoint (pillar feature net, dense 2D backbone at strides 2/4/8,
     neck at stride 4). Keyword arguments as :func:`centerpoint_voxel`, with pillar_size (px, py),
-    max_pillars and max_points_per_pillar instead of the voxel settings. With the default
-    pillar size the head grid equals :func:`centerpoint_voxel`'s for the same scale.
+    max_pillars and max_points_per_pillar instead of the voxel settings, and pfn: ``"kd3d"``
+    (10 point features, padded slots left out) or ``"mmdet3d"`` (11 features with the z offset
+    to the pillar centre, padded slots zeroed and kept, as mmdet3d). With the default pillar
+    size the head grid equals :func:`centerpoint_voxel`'s for the same scale.
     """
     s = _scale(scale)
     pr = tuple(point_range or s["point_range"])
     ps = tuple(pillar_size or s["pillar_size"])
     encoder = PillarEncoder(voxel_size=ps, point_range=pr, width=width, max_points_per_voxel=max_points_per_pillar,
-                            max_voxels=max_pillars or s["max_pillars"])
+                            max_voxels=max_pillars or s["max_pillars"], pfn=pfn)
     backbone = SECONDBackbone(in_channels=encoder.bev_channels, layer_nums=layer_nums or s["pillar_layer_nums"],
                               layer_strides=(2, 2, 2), out_channels=(64, 128, 256), width=width)
     neck = SECONDFPN(in_channels=backbone.out_channels_list, in_strides=backbone.strides,
@@ -136,6 +171,8 @@ def centerpoint_pillar(*, scale: str = "synthetic", width: float = 1.0,
     head = _head(neck.out_channels_total, encoder.bev_grid.scaled(neck.stride), width, class_names, tasks,
                  nms_radius, with_attrs, nms=nms, score_threshold=score_threshold, pre_max=pre_max,
                  post_max=post_max, min_radius=min_radius)
+    for m in (encoder, backbone, neck):
+        set_bn_momentum(m, bn_momentum)
     return LidarCenterPoint(encoder=encoder, backbone=backbone, neck=neck, head=head)
 
 
