@@ -128,3 +128,14 @@ def test_response_term_without_velocity():
     assert ResponseLoss()((heat, reg_s), (heat, reg_t), ctx).item() == pytest.approx(1.0, rel=1e-5)
     with pytest.raises(ValueError, match="multiple"):
         ResponseLoss(distill_velocity=False)((heat, reg_s[:, :7]), (heat, reg_t[:, :7]), ctx)
+
+
+def test_relation_term_is_safe_for_zero_keypoint_features():
+    """An all-zero student map (e.g. after a ReLU) gives bounded gradients (F.normalize's default
+    eps 1e-12 gave gradients ~1e11 here)."""
+    ctx = ctx_for([[box(4.0, 4.0, 2.0, 2.0)]], GRID)
+    s = torch.zeros(1, 2, 8, 8, requires_grad=True)
+    t = torch.cat([torch.ones(1, 1, 8, 8), _ramp_x() - 4.0], dim=1)
+    loss = KeypointRelationLoss()(s, t, ctx)
+    loss.backward()
+    assert torch.isfinite(loss) and s.grad.abs().max().item() < 1e5

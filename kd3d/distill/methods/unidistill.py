@@ -24,6 +24,7 @@ from torch import nn
 from kd3d.distill.adapters import ChannelAdapter, sample_bev
 from kd3d.distill.bev_targets import batch_gaussian_heatmaps, box_keypoints, reg_channel_mask
 from kd3d.distill.distiller import DistillTerm
+from kd3d.distill.losses import cosine_affinity
 from kd3d.distill.methods import MethodDescriptor, MethodMaps
 from kd3d.distill.methods.bevdistill import _grids, to_teacher_grid
 from kd3d.distill.specs import spec_channels
@@ -95,16 +96,15 @@ class KeypointFeatureLoss(nn.Module):
 
 
 class KeypointRelationLoss(KeypointFeatureLoss):
-    """Relation term: mean |cos_S - cos_T| over each instance's 9 x 9 cosine-similarity matrix.
+    """Relation term: mean |cos_S - cos_T| over each instance's 9 x 9 cosine-similarity matrix
+    (:func:`kd3d.distill.losses.cosine_affinity`: safe for all-zero keypoint features).
     ``swap_keypoint_xy`` as for :class:`KeypointFeatureLoss`."""
 
     def forward(self, student, teacher, ctx):
         fs, ft = sample_keypoints(student, teacher, ctx, swap_xy=self.swap_keypoint_xy)
         if fs is None:
             return student.sum() * 0.0
-        cs = F.normalize(fs, dim=-1) @ F.normalize(fs, dim=-1).transpose(1, 2)
-        ct = F.normalize(ft, dim=-1) @ F.normalize(ft, dim=-1).transpose(1, 2)
-        return (cs - ct).abs().mean()
+        return (cosine_affinity(fs) - cosine_affinity(ft)).abs().mean()
 
 
 class ResponseLoss(nn.Module):
