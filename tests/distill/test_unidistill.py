@@ -130,12 +130,13 @@ def test_response_term_without_velocity():
         ResponseLoss(distill_velocity=False)((heat, reg_s[:, :7]), (heat, reg_t[:, :7]), ctx)
 
 
-def test_relation_term_is_safe_for_zero_keypoint_features():
-    """An all-zero student map (e.g. after a ReLU) gives bounded gradients (F.normalize's default
-    eps 1e-12 gave gradients ~1e11 here)."""
+def test_relation_term_is_safe_for_tiny_keypoint_features():
+    """A near-zero student map (e.g. after a ReLU) gives bounded gradients (F.normalize's default
+    eps 1e-12 gave gradients of about 1e7 here)."""
     ctx = ctx_for([[box(4.0, 4.0, 2.0, 2.0)]], GRID)
-    s = torch.zeros(1, 2, 8, 8, requires_grad=True)
+    torch.manual_seed(0)
+    s = (1e-8 * torch.randn(1, 2, 8, 8)).requires_grad_()
     t = torch.cat([torch.ones(1, 1, 8, 8), _ramp_x() - 4.0], dim=1)
     loss = KeypointRelationLoss()(s, t, ctx)
     loss.backward()
-    assert torch.isfinite(loss) and s.grad.abs().max().item() < 1e5
+    assert torch.isfinite(loss) and s.grad.abs().max().item() < 1e3
