@@ -9,7 +9,7 @@ registry entry imports its target when built). Layers, low to high::
     0 kd3d, kd3d.errors, kd3d.registry
     1 structures
     2 data, ops
-    3 models, eval
+    3 models, interop, eval
     4 distill
     5 engine
     6 cli, vis            (vis may not import engine or cli)
@@ -28,7 +28,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "kd3d"
 
-LAYERS = {"": 0, "errors": 0, "registry": 0, "structures": 1, "data": 2, "ops": 2, "models": 3, "eval": 3, "distill": 4,
+LAYERS = {"": 0, "errors": 0, "registry": 0, "structures": 1, "data": 2, "ops": 2, "models": 3, "interop": 3, "eval": 3, "distill": 4,
           "engine": 5, "cli": 6, "vis": 6, "testing": 7}
 # extra rules on top of the layer order: importer area -> areas it must not import
 FORBIDDEN = {"vis": {"engine", "cli"}}

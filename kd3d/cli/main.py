@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("kd3d.cli.test", "run a checkpoint on a split, write results and evaluate"),
     "vis": ("kd3d.cli.vis", "render scenes, cameras, distillation maps and evaluation plots"),
     "config": ("kd3d.cli.config", "list the shipped configs or print one with all its fields"),
+    "convert": ("kd3d.cli.convert", "import mmdet3d / OpenPCDet CenterPoint teachers, export students to mmdet3d"),
 }
 
 # Exceptions that report a problem with the user's input (files, fields, checkpoints, data): exit 2.
