@@ -184,6 +184,21 @@ def test_pillar02_state_dict_equals_mmdet3d():
     assert model.encoder.pfn.pfn_layers[0].linear.in_features == 11
 
 
+def test_plain_encoder_is_mmdet3d_conv_module():
+    """kd3d's default encoder = SparseEncoder(block_type='conv_module', encoder_channels=((16,),
+    (32,) * 3, (64,) * 3, (128,) * 3), encoder_paddings=((1,), (1, 1, 1), (1, 1, 1), ((0, 1, 1), 1, 1)),
+    output_channels=128) on the voxel grid itself (40 in z -> 128 BEV channels): same shapes in order."""
+    model = centerpoint_voxel(scale="nuscenes")
+    want = [(16, 3, 3, 3, 5)] + [(16,)] * 4 + [()]
+    cin = 16
+    for c in (16, 32, 32, 32, 64, 64, 64, 128, 128, 128):
+        want += [(c, 3, 3, 3, cin)] + [(c,)] * 4 + [()]
+        cin = c
+    want += [(128, 3, 1, 1, 128)] + [(128,)] * 4 + [()]
+    assert [tuple(v.shape) for v in model.encoder.sparse.state_dict().values()] == want
+    assert model.encoder.sparse.spatial_shape == (40, 1024, 1024) and model.encoder.bev_channels == 128
+
+
 def test_configs_build_the_presets():
     for name, kwargs in (("nuscenes/centerpoint_voxel01_mmdet3d", MMDET3D_VOXEL),
                          ("nuscenes/centerpoint_pillar02_mmdet3d", MMDET3D_PILLAR)):
