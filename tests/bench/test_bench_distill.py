@@ -1,0 +1,107 @@
+"""bench/distill.py end to end on the toy suite (2-4 steps per run): every finished run appended
+once to the results file, finished runs skipped, an interrupted run resumed from its checkpoint
+(same metrics as an uninterrupted one), two workers sharing a suite, the report regenerated from
+the results file alone."""
+import dataclasses
+import importlib.util
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bench():
+    sys.path.insert(0, str(ROOT / "bench"))
+    spec = importlib.util.spec_from_file_location("bench_distill", ROOT / "bench" / "distill.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["bench_distill"] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _lines(path):
+    return [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
+
+
+def _args(tmp_path, *extra, seeds=1, steps=2, name="r"):
+    return ["--suite", "toy", "--seeds", str(seeds), "--steps", str(steps), "--teacher-steps", "2", "--work-dir",
+            str(tmp_path / f"work_{name}"), "--results", str(tmp_path / f"{name}.jsonl"),
+            "--out", str(tmp_path / f"{name}.md"), *extra]
+
+
+def test_toy_suite_appends_runs_skips_them_and_reports(tmp_path):
+    bench = _bench()
+    args = _args(tmp_path, "--heldout-root", str(tmp_path / "unused"), "--heldout-split", "heldout")
+    assert bench.main(args) == 0
+    recs = _lines(tmp_path / "r.jsonl")
+    assert [(r["kind"], r["arm"]) for r in recs] == [("teacher", "teacher"), ("run", "baseline"),
+                                                     ("run", "FitNet+CWD"), ("run", "DistillBEV")]
+    for r in recs:  # what the report needs, and where the run came from
+        assert {"suite", "seed", "steps", "config", "overrides", "metrics", "seconds", "commit", "id"} <= r.keys()
+        assert r["overrides"]["runtime.seed"] == 0 and "ap" in r["metrics"]
+    assert recs[2]["teacher"] == {"config": "toy/toy", "steps": 2} and recs[1]["teacher"] is None
+    text = (tmp_path / "r.md").read_text()
+    assert "## Benchmark v2: suite `toy`, 2 steps" in text and "| teacher | 1 |" in text
+    assert "| FitNet+CWD | 1 |" in text and "(n = 1)" in text
+    assert bench.main(args) == 0  # a second invocation: every run is skipped
+    assert len(_lines(tmp_path / "r.jsonl")) == 4
+    assert (tmp_path / "r.md").read_text().count("## Benchmark v2: suite `toy`") == 1
+    assert all(r["heldout"]["split"] == "heldout" and "ap" in r["heldout"]["metrics"] for r in recs)
+    assert "(held-out)" in (tmp_path / "r.md").read_text()
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
+    """A worker killed mid-run leaves a checkpoint and a lock of a dead process: the next
+    invocation takes the lock over, resumes, and records what an uninterrupted run records."""
+    bench = _bench()
+    from kd3d.engine.trainer import Trainer
+
+    assert bench.main(_args(tmp_path, "--no-report", steps=4, name="full")) == 0
+    full = {r["arm"]: r for r in _lines(tmp_path / "full.jsonl")}
+    # simulate the crash: the baseline of seed 0 trained to step 2 of 4, its lock held by a dead pid
+    args = bench.parse_args(_args(tmp_path, steps=4, name="cut"))
+    suite = bench.Suite("toy", bench.SUITES["toy"], args, dict(bench.SUITES["toy"]["methods"]), {})
+    job = suite.jobs[1]
+    assert job.arm == "baseline"
+    rid, info = suite.ident(job)
+    Trainer(info["cfg"], suite.run_dir(job), overwrite=True, stop_after=2).fit()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = suite.work / "locks" / (rid.replace("/", "_").replace(":", "_") + ".lock")
+    lock.parent.mkdir(parents=True)
+    lock.write_text(f"{socket.gethostname()} {dead.pid}")
+    assert bench.main(_args(tmp_path, "--no-report", steps=4, name="cut")) == 0
+    cut = {r["arm"]: r for r in _lines(tmp_path / "cut.jsonl")}
+    assert cut["baseline"]["resumed_from_step"] == 2 and full["baseline"]["resumed_from_step"] is None
+    for arm in full:  # exact resume: the same metrics as the uninterrupted run
+        assert cut[arm]["metrics"] == pytest.approx(full[arm]["metrics"], abs=1e-9), arm
+
+
+def test_two_workers_share_a_suite_without_duplicates(tmp_path):
+    common = _args(tmp_path, "--poll", "0.5", seeds=1)
+    procs = [subprocess.Popen([sys.executable, str(ROOT / "bench" / "distill.py"), *common[:-2], "--worker", w,
+                               "--out", str(tmp_path / f"w{w[0]}.md")], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+             for w in ("0/2", "1/2")]
+    for p in procs:
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out[-3000:]
+    ids = [r["id"] for r in _lines(tmp_path / "r.jsonl")]
+    assert len(ids) == len(set(ids)) == 1 + 3  # teacher + baseline + 2 methods
+    tables = [(tmp_path / f"w{i}.md").read_text().split("| model |")[1] for i in (0, 1)]
+    assert tables[0] == tables[1]
+
+
+def test_parse_arm_spec():
+    mod = _bench()
+    assert mod._parse_arm("BEVDistill r0.25=synth/distill_bevdistill;distill.max_ratio=0.25; distill.warmup_steps=100") == (
+        "BEVDistill r0.25", "synth/distill_bevdistill", {"distill.max_ratio": "0.25", "distill.warmup_steps": "100"})
+    assert mod._parse_arm("PVD=synth/distill_pvd") == ("PVD", "synth/distill_pvd", {})
+    for bad in ("no-equals", "X=", "X=cfg;novalue"):
+        with pytest.raises(SystemExit, match="--arm"):
+            mod._parse_arm(bad)
