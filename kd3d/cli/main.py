@@ -73,7 +73,7 @@ def _setup_logging() -> None:
     get_logger()
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     cut = argv.index("--") if "--" in argv else len(argv)
     debug = "--debug" in argv[:cut]
@@ -98,6 +98,15 @@ def main(argv: list[str] | None = None) -> int:
         hint = "" if expected or debug else " (--debug shows the traceback)"
         print(f"kd3d {args.command}: error: {_one_line(exc)}{hint}", file=sys.stderr)
         return 2 if expected else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one ``kd3d`` command; returns its exit status. A ``torchrun`` rank (a process that
+    initialised a process group) does not return: :func:`kd3d.engine.dist.finish` flushes and
+    exits with the status, skipping the interpreter teardown where gloo's threads abort."""
+    code = _main(argv)
+    dist = sys.modules.get("kd3d.engine.dist")  # imported by every command that can go distributed
+    return dist.finish(code) if dist is not None else code
 
 
 if __name__ == "__main__":  # pragma: no cover
