@@ -197,6 +197,9 @@ def test_plain_encoder_is_mmdet3d_conv_module():
     want += [(128, 3, 1, 1, 128)] + [(128,)] * 4 + [()]
     assert [tuple(v.shape) for v in model.encoder.sparse.state_dict().values()] == want
     assert model.encoder.sparse.spatial_shape == (40, 1024, 1024) and model.encoder.bev_channels == 128
+    # mmdet3d's own conv_module models use Z + 1 too: 41 -> 21 -> 11 -> 5 -> 2 z layers, 256 channels
+    padded = centerpoint_voxel(scale="nuscenes", z_pad=1, width=0.25)
+    assert padded.encoder.sparse.spatial_shape == (41, 1024, 1024) and padded.encoder.bev_channels == 32 * 2
 
 
 def test_configs_build_the_presets():

@@ -112,7 +112,7 @@ def centerpoint_voxel(*, scale: str = "synthetic", width: float = 1.0,
                       max_points_per_voxel: int = 10, nms: str = "circle", nms_radius=None,
                       score_threshold: float = 0.1, pre_max: int = 1000, post_max: int = 83,
                       min_radius: int = 2, with_attrs: bool | None = None, block_type: str = "conv_module",
-                      bn_momentum: float | None = None) -> LidarCenterPoint:
+                      z_pad: int | None = None, bn_momentum: float | None = None) -> LidarCenterPoint:
     """CenterPoint voxel detector (SECOND sparse encoder).
 
     scale: ``"synthetic"`` or ``"nuscenes"`` (defaults for range, voxel, layer counts);
@@ -124,14 +124,16 @@ def centerpoint_voxel(*, scale: str = "synthetic", width: float = 1.0,
     passed to :class:`CenterHead`; with_attrs: nuScenes attribute branch (default: on when
     all class_names are nuScenes detection classes; outputs ``attrs`` into NUSC_ATTRIBUTES);
     block_type: ``"conv_module"`` (kd3d's plain sparse encoder) or ``"basicblock"`` (CenterPoint's
-    residual encoder, sparse shape Z + 1); bn_momentum: momentum of the encoder, backbone and
+    residual encoder); z_pad: extra z layers of the sparse shape above the voxel grid (default 0
+    for ``conv_module``, 1 for ``basicblock``; mmdet3d builds both with Z + 1, so an mmdet3d
+    ``conv_module`` model needs z_pad=1); bn_momentum: momentum of the encoder, backbone and
     neck BatchNorms (None: kd3d's 0.1; 0.01 in mmdet3d / OpenPCDet).
     """
     s = _scale(scale)
     pr = tuple(point_range or s["point_range"])
     vs = tuple(voxel_size or s["voxel_size"])
     encoder = VoxelEncoder(voxel_size=vs, point_range=pr, width=width, max_points_per_voxel=max_points_per_voxel,
-                           max_voxels=max_voxels or s["max_voxels"], block_type=block_type)
+                           max_voxels=max_voxels or s["max_voxels"], block_type=block_type, z_pad=z_pad)
     backbone = SECONDBackbone(in_channels=encoder.bev_channels, layer_nums=layer_nums or s["voxel_layer_nums"],
                               layer_strides=(1, 2), out_channels=(128, 256), width=width)
     neck = SECONDFPN(in_channels=backbone.out_channels_list, in_strides=backbone.strides, out_channels=(256, 256),
