@@ -141,9 +141,9 @@ def _ci(d: dict, scale: float = 1.0, fmt: str = "+.4f") -> str:
 
 def _cost_cols(cost: dict, key: tuple, student_key: tuple) -> list[str]:
     c, s = cost.get(key), cost.get(student_key)
-    size = c or s  # a distilled arm deploys the baseline's student: its size and latency are the baseline's
-    cols = [_f(size["params"] / 1e6, ".2f") if size else "-", _f(size["macs_total"] / 1e9, ".2f") if size else "-",
-            _f(size.get("latency_ms", float("nan")), ".1f") if size else "-"]
+    size = c if c and "params" in c else s  # a distilled arm deploys the baseline's student: its size/latency
+    cols = [_f(size["params"] / 1e6, ".3g") if size else "-", _f(size["macs_total"] / 1e9, ".3g") if size else "-",
+            _f(size.get("latency_ms", float("nan")), ".3g") if size else "-"]
     ov = [c.get("overhead_live") if c else None, c.get("overhead_cached") if c else None]
     cols += [f"{x:.2f}x" if isinstance(x, (int, float)) and math.isfinite(x) else "-" for x in ov]
     return cols
@@ -202,7 +202,7 @@ def section(key: tuple, sec: dict, cost: dict, *, heldout: bool = False, plot_di
         lines.append(f"| {a} | " + " | ".join(cells) + " |")
     if plot_dir is not None and not heldout:
         png = plot(plot_dir, key, names[-1], tval[names[-1]], vals, arms, cost)
-        lines += ["", f"![suite {suite}: {names[-1]} against MACs per frame]({png.name})" if png else
+        lines += ["", f"![suite {suite}: {names[-1]} (mean +- sd over seeds) against counted MACs per frame; the students share one MAC count, arms are offset sideways to stay legible]({png.name})" if png else
                   "Accuracy-cost plot: no `bench/cost.py` record for this suite yet."]
     return lines
 
