@@ -232,6 +232,17 @@ def test_voxel_forward_at_nuscenes_scale_reduced_width():
     assert torch.isfinite(f["heatmap"]).all()
 
 
+def test_residual_encoder_runs_in_float32_under_autocast():
+    """mmdet3d's SparseEncoder is wrapped in autocast(enabled=False): so is kd3d's residual one."""
+    model = centerpoint_voxel(scale="synthetic", width=0.25, block_type="basicblock").eval()
+    rng = np.random.default_rng(2)
+    pts = [np.column_stack([rng.uniform(-8, 8, (200, 2)), rng.uniform(-4.9, 2.9, 200), rng.uniform(0, 1, (200, 2))])]
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(_batch(pts))
+    assert out.feats["voxel"].features.dtype == torch.float32 and out.feats["bev"].dtype == torch.float32
+    assert out.feats["heatmap"].dtype == torch.bfloat16
+
+
 def test_pillar_forward_at_nuscenes_scale_reduced_width():
     torch.manual_seed(0)
     model = centerpoint_pillar(**{**MMDET3D_PILLAR, "width": 0.25}).eval()

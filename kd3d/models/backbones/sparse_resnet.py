@@ -138,11 +138,13 @@ class ResidualSparseEncoder(nn.Module):
     def forward(self, voxel_features: torch.Tensor, coords: torch.Tensor, batch_size: int) -> dict:
         """voxel_features (V, C_in), coords (V, 4) int32 ``b z y x`` -> {"voxel": SparseConvTensor
         (last stage, stride 8, ``channels[-1]``), "bev": (B, bev_channels, Y/8, X/8), channels
-        ordered c * D_out + d (conv_out channel c, z layer d)}."""
-        x = self.conv_input(sparse_tensor(voxel_features, coords, self.spatial_shape, batch_size))
-        for layers in self.encoder_layers.values():
-            for layer in layers:
-                x = layer(x)
-        dense = self.conv_out(x).dense()  # (B, C, D, H, W)
+        ordered c * D_out + d (conv_out channel c, z layer d)}. Runs in float32 under autocast, as
+        MMDetection3D's SparseEncoder does."""
+        with torch.autocast(device_type=voxel_features.device.type, enabled=False):
+            x = self.conv_input(sparse_tensor(voxel_features.float(), coords, self.spatial_shape, batch_size))
+            for layers in self.encoder_layers.values():
+                for layer in layers:
+                    x = layer(x)
+            dense = self.conv_out(x).dense()  # (B, C, D, H, W)
         B, C, D, H, W = dense.shape
         return {"voxel": x, "bev": dense.reshape(B, C * D, H, W)}
