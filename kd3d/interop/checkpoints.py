@@ -94,10 +94,12 @@ def infer_sparse_layout(convs: Iterable[tuple[str, tuple[int, ...], Sequence[int
         if len(fits) == 1 and proof is None:
             proof = key
         candidates &= fits
-    if len(candidates) != 1:
+    flag = f"pass --sparse-layout {'|'.join(sorted(SPARSE_LAYOUTS))}"
+    if not candidates:
+        raise ValueError(f"sparse-conv kernels of the checkpoint fit no single layout (e.g. {proof}): {flag}")
+    if len(candidates) > 1:
         raise ValueError(f"sparse-conv layout not determined by the checkpoint (possible: {sorted(candidates)}; "
-                         "every conv has in == out or none is asymmetric): pass --sparse-layout "
-                         f"{'|'.join(sorted(SPARSE_LAYOUTS))}")
+                         f"no conv with in != out proves one): {flag}")
     return candidates.pop()
 
 
