@@ -17,6 +17,7 @@ from kd3d.registry import resolve
 DATASETS: dict[str, str] = {
     "nuscenes": "kd3d.engine.datasets:nuscenes_dataset",
     "kitti": "kd3d.engine.datasets:kitti_dataset",
+    "mmdet3d_infos": "kd3d.engine.datasets:mmdet3d_infos_dataset",
 }
 
 

@@ -74,3 +74,38 @@ def kitti_dataset(*, root, version, split, train, transforms=None, **kwargs):
         return KittiDataset(root, split, transforms=tf, **kwargs)
     except TypeError as exc:
         raise ConfigError(f"data.kwargs for kitti: {exc}") from exc
+
+
+def mmdet3d_infos_dataset(*, root, version, split, train, transforms=None, info_files=None, **kwargs):
+    """An mmdet3d info file as a dataset (:func:`kd3d.data.infos.info_dataset`, nuScenes or KITTI,
+    mmdet3d 1.x or 0.x). ``info_files`` maps a split name to its ``.pkl`` (relative to ``root`` or
+    absolute); without it ``root/nuscenes_infos_<split>.pkl`` or ``root/kitti_infos_<split>.pkl``.
+    ``version`` is the nuScenes version the devkit evaluator needs (ignored for KITTI);
+    ``kwargs``: sweeps, cameras, load_images, class_names, box_convention, use_valid_flag
+    (nuScenes) or load_images, class_names, data_prefix (KITTI)."""
+    from pathlib import Path
+
+    from kd3d.data.infos import NuScenesInfoDataset, info_dataset
+
+    where = f"data.{'train' if train else 'val'}_kwargs"
+    if info_files is not None:
+        if split not in info_files:
+            raise ConfigError(f"data.kwargs.info_files: no info file for split {split!r} (has {sorted(info_files)})")
+        path = Path(info_files[split])
+        path = path if path.is_absolute() else Path(root) / path
+    else:
+        cands = [Path(root) / f"{name}_infos_{split}.pkl" for name in ("nuscenes", "kitti")]
+        path = next((c for c in cands if c.is_file()), None)
+        if path is None:
+            raise ConfigError(f"data.kwargs.info_files: not given and none of {[str(c) for c in cands]} exists")
+    for key in ("cameras", "class_names"):
+        if key in kwargs and kwargs[key] is not None:
+            kwargs[key] = tuple(kwargs[key])
+    tf = build_transforms(transforms, f"{where}.transforms")
+    try:
+        ds = info_dataset(path, root, split=split, transforms=tf, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"data.kwargs for mmdet3d_infos: {exc}") from exc
+    if isinstance(ds, NuScenesInfoDataset) and not ds.version:
+        ds.version = version  # the file's own metadata wins; this only fills a missing one
+    return ds
