@@ -81,6 +81,9 @@ class RuntimeConfig:
 
     ``amp``: ``"none"``, ``"bf16"`` or ``"fp16"`` (autocast on CUDA only; ignored on CPU).
     ``device``: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    ``threads``: torch intra-op threads per process on CPU, set once at start; 0 (auto) follows
+    ``OMP_NUM_THREADS`` when set, else uses the usable cores per process when there are at least
+    4 and 1 thread below that (:func:`kd3d.engine.dist.configure_cpu_threads` has the measurement).
     """
 
     work_dir: str = ""
@@ -94,6 +97,7 @@ class RuntimeConfig:
     progress: bool = True
     tensorboard: bool = True
     find_unused_parameters: bool = False
+    threads: int = 0
 
 
 @dataclass

@@ -24,6 +24,7 @@ from kd3d.engine.config import ConfigError, ExperimentConfig, config_to_dict
 FREE_ON_RESUME = (
     "name", "runtime.work_dir", "runtime.device", "runtime.ckpt_interval", "runtime.eval_interval",
     "runtime.log_interval", "runtime.keep_checkpoints", "runtime.progress", "runtime.tensorboard",
+    "runtime.threads",
     "data.root", "data.num_workers", "data.eval_batch_size", "data.val_split", "data.val_kwargs", "eval",
     "distill.cache_dir",
 )

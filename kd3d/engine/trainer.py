@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -65,10 +64,10 @@ class Trainer:
         self.device = dist.resolve_device(rt.device)
         self.distributed = dist.init_from_env(self.device)
         self.rank, self.world = dist.rank(), dist.world_size()
-        if self.distributed and self.device.type == "cpu":
-            local = int(os.environ.get("LOCAL_WORLD_SIZE", self.world))
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
         self.log = get_logger(self.work_dir, main=dist.is_main())
+        if self.device.type == "cpu":
+            threads, why = dist.configure_cpu_threads(rt.threads)
+            self.log.info("%d CPU thread(s) per process (%s)", threads, why)
         self.stop_after = stop_after
         if rt.amp not in ("none", "bf16", "fp16"):
             raise ConfigError(f"runtime.amp: expected 'none', 'bf16' or 'fp16', got {rt.amp!r}")
@@ -305,6 +304,8 @@ def evaluate(cfg: ExperimentConfig, checkpoint: str | Path, out_dir: str | Path 
     DDP-aware (predictions are gathered to rank 0); metrics are returned on every rank."""
     device = dist.resolve_device(cfg.runtime.device)
     dist.init_from_env(device)
+    if device.type == "cpu":
+        dist.configure_cpu_threads(cfg.runtime.threads)
     model = build_model(cfg.model)
     state = load_checkpoint(checkpoint)
     from kd3d.engine.checkpoint import model_state_from

@@ -93,3 +93,16 @@ def test_configure_cpu_threads(monkeypatch):
                 dist.configure_cpu_threads(bad)
     finally:
         torch.set_num_threads(before)
+
+
+def test_threads_is_free_on_resume():
+    """A checkpoint saved before runtime.threads existed (or with another count) still resumes."""
+    import dataclasses
+
+    from kd3d.engine.config import ExperimentConfig, config_to_dict
+    from kd3d.engine.resume import check_resume_config
+
+    cfg = ExperimentConfig()
+    saved = json.loads(json.dumps(config_to_dict(cfg)))
+    del saved["runtime"]["threads"]
+    check_resume_config(saved, dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, threads=2)), "ckpt")
