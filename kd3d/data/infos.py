@@ -58,13 +58,17 @@ class NuScenesInfoDataset(NuScenesDataset):
     ``split``: a name for the split (a devkit split name lets the nuScenes evaluator use it);
     ``use_valid_flag``: drop boxes mmdet3d marks invalid (no LiDAR or radar point), as mmdet3d's
     CenterPoint configs do (default False: every box, like :class:`NuScenesDataset`).
+    ``load_lidarseg``: accepted as False / "auto" (configs written for the 'nuscenes' dataset).
     """
 
     def __init__(self, info: InfoFile | str | Path, root: str | Path, *, split: str = "infos",
                  version: str | None = None, sweeps: int = 10, cameras: tuple[str, ...] = NUSC_CAMERAS,
                  load_images: bool = True, class_names: tuple[str, ...] = NUSC_DET_CLASSES,
                  transforms: Callable[[Sample], Sample] | None = None, box_convention: str = "auto",
-                 use_valid_flag: bool = False):
+                 use_valid_flag: bool = False, load_lidarseg: bool | str = False):
+        if load_lidarseg is True:
+            raise ValueError("load_lidarseg=True: lidarseg labels are not read from info files (use the "
+                             "'nuscenes' dataset with the devkit tables)")
         if sweeps < 1:
             raise ValueError(f"sweeps must be >= 1 (1 = key frame only), got {sweeps}")
         unknown = [c for c in class_names if c not in NUSC_DET_CLASSES]

@@ -43,7 +43,7 @@ def _dump(obj, path) -> Path:
 
 def write_nuscenes_infos(dataroot, version: str, out_path, *, layout: str = "1.x", legacy_boxes: bool = False,
                          max_sweeps: int = 10, data_dir: str = "data/nuscenes", negated_translations: bool = False,
-                         sweep_poses: bool = True) -> Path:
+                         sweep_poses: bool = True, split: str | None = None) -> Path:
     """Info file of every key frame of ``dataroot/version`` in mmdet3d ``layout`` '1.x' or '0.x'.
 
     Paths as mmdet3d writes them: 1.x key frames and images by file name, 1.x sweeps and all 0.x
@@ -63,8 +63,14 @@ def write_nuscenes_infos(dataroot, version: str, out_path, *, layout: str = "1.x
     from nuscenes import NuScenes
 
     nusc = NuScenes(version=version, dataroot=str(dataroot), verbose=False)
+    samples = nusc.sample
+    if split is not None:
+        from nuscenes.utils.splits import create_splits_scenes
+
+        scenes = set(create_splits_scenes()[split])
+        samples = [s for s in samples if nusc.get("scene", s["scene_token"])["name"] in scenes]
     infos = []
-    for idx, sample in enumerate(nusc.sample):
+    for idx, sample in enumerate(samples):
         lsd = nusc.get("sample_data", sample["data"]["LIDAR_TOP"])
         l2e = _pose(nusc.get("calibrated_sensor", lsd["calibrated_sensor_token"]))
         e2g = _pose(nusc.get("ego_pose", lsd["ego_pose_token"]))
