@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import os
 import sys
 import time
 import traceback
@@ -68,6 +69,24 @@ SUITES = {
     "synth-seg": {"teacher": "synth/seg_teacher", "baseline": "synth/seg_student_050",
                   "methods": {"PVD": "synth/distill_pvd"}, "metrics": ["mIoU"]},
 }
+# benchmark v2 (docs/benchmark.md; configs/bench, data of bench/make_data_v2.sh): steps 0 = each
+# config's calibrated optim.max_steps; teachers trained once in work_dirs/bench_v2/teachers and
+# shared by the suites that use them (camera and voxel share bench/lidar_teacher)
+V2_NOTE = "benchmark v2 data (bench/make_data_v2.sh): 256 train / 64 val key frames, targets with >= 1 LiDAR point"
+SUITES.update({
+    "camera": {"teacher": "bench/lidar_teacher", "baseline": "bench/camera_student",
+               "methods": {"BEVDistill": "bench/camera_bevdistill", "DistillBEV": "bench/camera_distillbev",
+                           "UniDistill": "bench/camera_unidistill"},
+               "metrics": ["mAP", "NDS"], "seeds": 5, "steps": 0, "teacher_steps": 0, "v2": True, "note": V2_NOTE},
+    "voxel": {"teacher": "bench/lidar_teacher", "baseline": "bench/voxel_student",
+              "methods": {"PointDistiller": "bench/voxel_pointdistiller"},
+              "metrics": ["mAP", "NDS"], "seeds": 3, "steps": 0, "teacher_steps": 0, "v2": True, "note": V2_NOTE},
+    "pillar": {"teacher": "bench/pillar_teacher", "baseline": "bench/pillar_student",
+               "methods": {"PointDistiller": "bench/pillar_pointdistiller"},
+               "metrics": ["mAP", "NDS"], "seeds": 3, "steps": 0, "teacher_steps": 0, "v2": True, "note": V2_NOTE},
+    "seg": {"teacher": "bench/seg_teacher", "baseline": "bench/seg_student", "methods": {"PVD": "bench/seg_pvd"},
+            "metrics": ["mIoU"], "seeds": 3, "steps": 0, "teacher_steps": 0, "v2": True, "note": V2_NOTE},
+})
 
 
 DATA_ROOT = ""  # --data-root: replaces data.root of every config of a synth suite
@@ -99,6 +118,7 @@ def _quiet(cfg, *, seed: int, steps: int, ckpt_every: int) -> tuple[object, dict
     """``cfg`` for a bench run and the overrides applied (recorded in the results file)."""
     from kd3d.engine.config import override
 
+    steps = steps or int(cfg.optim.max_steps)  # 0: the config's own (calibrated) budget
     rt = dataclasses.replace(cfg.runtime, progress=False, tensorboard=False, seed=seed, eval_interval=0,
                              ckpt_interval=max(1, min(ckpt_every, steps)), keep_checkpoints=2)
     values = {"optim.max_steps": steps}
@@ -144,7 +164,8 @@ class Suite:
         self.methods, self.arm_sets = methods, arm_sets
         self.work = Path(args.work_dir)
         self.results = Path(args.results)
-        self.teacher_dir = Path(args.teacher_dir or self.work / "teacher")
+        shared = ROOT / "work_dirs" / "bench_v2" / "teachers" / suite["teacher"].replace("/", "_")
+        self.teacher_dir = Path(args.teacher_dir or (shared if suite.get("v2") else self.work / "teacher"))
         self.teacher_job = Job("teacher", "teacher", 0, suite["teacher"], {})
         self.labels = ["baseline"] + list(methods)
         # seeds outer, arms inner: every finished seed is a complete paired set early
@@ -172,16 +193,26 @@ class Suite:
                 cfg = dataclasses.replace(cfg, distill=None)
                 applied["distill"] = None
             else:
-                teacher = {"config": self.suite["teacher"], "steps": self.args.teacher_steps}
+                teacher = self.teacher_identity()
                 cfg = override(cfg, {"distill.teacher_checkpoint": str(self.teacher_dir)})
                 if self.args.teacher_cache:  # one cache per method, shared by its seeds (fingerprinted)
                     cfg = override(cfg, {"distill.cache_dir": str(self.work / "cache" / job.arm)})
         return cfg, applied, teacher
 
+    def teacher_identity(self) -> dict:
+        """{"config", "steps"} of the suite's teacher (steps resolved: 0 -> the config's)."""
+        if not hasattr(self, "_teacher_id"):
+            steps = self.args.teacher_steps or int(_load(self.suite["teacher"]).optim.max_steps)
+            self._teacher_id = {"config": self.suite["teacher"], "steps": steps}
+        return self._teacher_id
+
     def ident(self, job: Job) -> tuple[str, dict]:
+        """(id, info) of ``job``. A teacher's id names its config, not the suite: suites sharing a
+        teacher (and its work dir) share its run."""
         cfg, applied, teacher = self.config(job)
-        steps = self.args.teacher_steps if job.kind == "teacher" else self.args.steps
-        rid = runlog.run_id(job.kind, self.name, job.arm, job.seed, steps, job.config, applied, teacher)
+        steps = int(cfg.optim.max_steps)
+        group = f"teacher={job.config}" if job.kind == "teacher" else self.name
+        rid = runlog.run_id(job.kind, group, job.arm, job.seed, steps, job.config, applied, teacher)
         return rid, {"cfg": cfg, "overrides": applied, "teacher": teacher, "steps": steps}
 
     def run_dir(self, job: Job) -> Path:
@@ -192,7 +223,8 @@ class Suite:
         """The job's record: from the results file, by running it (claimed), or -- with ``wait``
         -- once the worker holding its claim has written it (a dead worker's claim is taken over)."""
         rid, info = self.ident(job)
-        lock = self.work / "locks" / (rid.replace("/", "_").replace(":", "_") + ".lock")
+        locks = self.teacher_dir.parent / "locks" if job.kind == "teacher" else self.work / "locks"
+        lock = locks / (rid.replace("/", "_").replace(":", "_") + ".lock")
         announced = False
         while True:
             rec = runlog.find(self.results, rid)
@@ -242,9 +274,11 @@ class Suite:
             metrics = trainer.fit()
         rec = {"kind": job.kind, "id": rid, "suite": self.name, "arm": job.arm, "seed": job.seed,
                "steps": info["steps"], "config": job.config, "overrides": info["overrides"],
-               "teacher": info["teacher"], "metrics": metrics, "metric_names": self.suite["metrics"],
+               "teacher": info["teacher"], "suite_teacher": self.teacher_identity(),
+               "metrics": metrics, "metric_names": self.suite["metrics"],
                "config_sha256": hashlib.sha256(config_to_json(cfg).encode()).hexdigest()[:16],
                "seconds": round(time.time() - t0, 1), "resumed_from_step": resumed_from,
+               "worker": self.args.worker, "pid": os.getpid(),
                "note": self.suite.get("note", "")}
         if self.args.heldout_root:
             rec["heldout"] = self._heldout(cfg, work)
@@ -298,9 +332,10 @@ def _git_commit_results(path: Path, message: str) -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--suite", choices=sorted(SUITES), default="toy")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--steps", type=int, default=64, help="optimiser steps of every student run")
-    p.add_argument("--teacher-steps", type=int, default=128)
+    p.add_argument("--seeds", type=int, default=None, help="seeds 0..S-1 (default: the suite's, else 3)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimiser steps of every student run; 0 = the config's (default: v2 suites 0, others 64)")
+    p.add_argument("--teacher-steps", type=int, default=None, help="0 = the config's (default: v2 suites 0, others 128)")
     p.add_argument("--teacher-dir", default="", help="evaluate the teacher in this work dir (latest checkpoint) "
                                                      "instead of training one")
     p.add_argument("--work-dir", default="", help="checkpoints, locks, caches (default work_dirs/bench_distill_SUITE)")
@@ -326,6 +361,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="LABEL=CONFIG[;key=value;...]: a distilled arm with --set style overrides (repeat; replaces "
                         "the suite's methods), e.g. 'BEVDistill r0.25=synth/distill_bevdistill;distill.max_ratio=0.25'")
     args = p.parse_args(argv)
+    suite = SUITES[args.suite]
+    args.seeds = suite.get("seeds", 3) if args.seeds is None else args.seeds
+    args.steps = suite.get("steps", 64) if args.steps is None else args.steps
+    args.teacher_steps = suite.get("teacher_steps", 128) if args.teacher_steps is None else args.teacher_steps
     args.work_dir = args.work_dir or str(ROOT / "work_dirs" / f"bench_distill_{args.suite}")
     global DATA_ROOT
     DATA_ROOT = args.data_root
@@ -353,7 +392,8 @@ def main(argv=None) -> int:
     if not args.no_report:
         import report  # bench/report.py
 
-        report.write(args.results, args.out)
+        default = Path(args.results).resolve() == runlog.DEFAULT_RESULTS.resolve()
+        report.write(args.results, args.out, ROOT / "bench" / "results" / "calibration.jsonl" if default else None)
         print(f"report regenerated from {args.results} -> {args.out}", flush=True)
     return 0
 

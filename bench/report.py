@@ -15,7 +15,9 @@ Output: one section per suite and budget (steps, teacher cache, data root) with
   overhead with a live and a cached teacher) and a plot of accuracy against MACs;
 * a calibration table (baseline and teacher per step budget) when a suite was run at several.
 
-The text above the first section and below ``## Earlier benchmark (v1)`` is kept::
+The calibration curves of ``bench/calibrate.py`` (its own results file,
+``bench/results/calibration.jsonl``) follow. The text above the first section and below
+``## Earlier benchmark (v1)`` is kept::
 
     python3 bench/report.py [--results bench/results/distill_v2.jsonl] [--out docs/results.md]
 """
@@ -99,13 +101,14 @@ def group(records: list[dict]) -> dict:
             continue
         sec = out.setdefault(_section_key(r), {"runs": {}, "teachers": []})
         sec["runs"].setdefault(r["arm"], {})[r["seed"]] = r
-    for key, sec in out.items():
-        wanted = [r["teacher"] for arm in sec["runs"].values() for r in arm.values() if r.get("teacher")]
+    for key, sec in out.items():  # the teacher the runs name (a teacher may serve several suites)
+        recs = [r for arm in sec["runs"].values() for r in arm.values()]
+        wanted = [r.get("teacher") or r.get("suite_teacher") for r in recs]
+        wanted = [w for w in wanted if w] or [{"suite": key[0]}]
         for t in teachers:
-            if t["suite"] == key[0] and any(t["config"] == w["config"] and t["steps"] == w["steps"] for w in wanted):
+            if any(t["config"] == w.get("config") and t["steps"] == w.get("steps") or t["suite"] == w.get("suite")
+                   for w in wanted):
                 sec["teachers"].append(t)
-        if not wanted:  # baselines only: any teacher of the suite
-            sec["teachers"] += [t for t in teachers if t["suite"] == key[0]]
     return out
 
 
@@ -301,9 +304,23 @@ def _rel(path) -> str:
     return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else p.name
 
 
-def write(results: str | Path, out: str | Path) -> str:
+def calibration_curves(path: str | Path) -> str:
+    """``bench/calibrate.py``'s tables (teacher and baseline student against the step budget)
+    from its results file, under a v2 heading; empty when the file has no runs."""
+    path = Path(path)
+    if not any(r.get("kind") == "calibration" for r in runlog.read_records(path)):
+        return ""
+    import calibrate  # bench/calibrate.py
+
+    return f"{V2}: calibration curves\n\n" + calibrate.report(path).rstrip() + "\n"
+
+
+def write(results: str | Path, out: str | Path, calibration: str | Path | None = None) -> str:
+    """Regenerate ``out``'s v2 sections from ``results`` (and the calibration results file)."""
     out = Path(out)
     v2 = render(runlog.read_records(results), plot_dir=out.parent, source=_rel(results))
+    if calibration is not None:
+        v2 = (v2.rstrip() + "\n\n" + calibration_curves(calibration)).strip() + "\n"
     if not v2.strip():
         v2 = f"{V2}\n\nNo runs in `{Path(results).name}` yet.\n"
     old = out.read_text() if out.exists() else f"{TITLE}\n"
@@ -317,8 +334,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--results", default=str(runlog.DEFAULT_RESULTS))
     p.add_argument("--out", default=str(ROOT / "docs" / "results.md"))
+    p.add_argument("--calibration", default=str(ROOT / "bench" / "results" / "calibration.jsonl"),
+                   help="bench/calibrate.py's results file (its curves are rendered too; '' to skip)")
     args = p.parse_args(argv)
-    write(args.results, args.out)
+    write(args.results, args.out, args.calibration or None)
     print(f"{args.out} regenerated from {args.results}")
     return 0
 
