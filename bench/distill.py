@@ -298,8 +298,9 @@ class Suite:
         a = self.args
         ckpt = latest_checkpoint(run_dir)
         out = self.work / "heldout" / f"{run_dir.name}_{Path(a.heldout_root).name}_{a.heldout_split}"
-        metrics = evaluate(override(cfg, {"data.root": str(a.heldout_root)}), ckpt, out, split=a.heldout_split)
-        return {"root": str(a.heldout_root), "split": a.heldout_split, "metrics": metrics}
+        sets = {"data.root": str(a.heldout_root), **({"data.version": a.heldout_version} if a.heldout_version else {})}
+        metrics = evaluate(override(cfg, sets), ckpt, out, split=a.heldout_split)
+        return {"root": str(a.heldout_root), "split": a.heldout_split, "version": a.heldout_version, "metrics": metrics}
 
     def run(self, worker: tuple[int, int]) -> list[dict]:
         """This worker's share (round robin over the job list), then any job nobody claimed (a
@@ -357,6 +358,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="also evaluate every final checkpoint (and the teacher) on this dataset root, e.g. a second "
                         "`kd3d synth` dataset with another --seed")
     p.add_argument("--heldout-split", default="mini_train", help="split of --heldout-root to evaluate on")
+    p.add_argument("--heldout-version", default="", help="data.version of --heldout-root (default: the config's), "
+                                                         "e.g. v1.0-mini for bench/make_data_v2.sh's held-out set")
     p.add_argument("--arm", action="append", default=[],
                    help="LABEL=CONFIG[;key=value;...]: a distilled arm with --set style overrides (repeat; replaces "
                         "the suite's methods), e.g. 'BEVDistill r0.25=synth/distill_bevdistill;distill.max_ratio=0.25'")
