@@ -104,7 +104,8 @@ class NuScenesInfoDataset(NuScenesDataset):
     def _boxes(self, e: dict):
         anns = e["anns"]
         names = anns["name"]
-        keep = [i for i, n in enumerate(names) if n in self.class_names and (anns["valid"][i] or not self.use_valid_flag)]
+        keep = [i for i, n in enumerate(names)
+                if n in self.class_names and (anns["valid"][i] or not self.use_valid_flag)]
         boxes = Boxes3D(np.asarray(anns["boxes"], np.float64).reshape(-1, 9)[keep])
         labels = np.array([self.class_names.index(names[i]) for i in keep], np.int64)
         box_meta = {"name": np.array([names[i] for i in keep], dtype=str).reshape(-1),

@@ -359,7 +359,8 @@ def entry_kitti(info: InfoFile, i: int, root: Path, prefix: dict, *, with_paths:
         nfeat = int(w.get(d, "point_cloud.num_features", 4))
         img = resolve_path(root, w.get(d, "image.image_path"), prefix["img"], w, "image.image_path", check=False)
         shape = tuple(int(v) for v in w.get(d, "image.image_shape", (None, None)))
-        m = {k: w.mat(d, f"calib.{k}", ((3, 4), (4, 4)), np.eye(3, 4))[:3] for k in ("P0", "P1", "P3", "Tr_imu_to_velo")}
+        m = {k: w.mat(d, f"calib.{k}", ((3, 4), (4, 4)), np.eye(3, 4))[:3]
+             for k in ("P0", "P1", "P3", "Tr_imu_to_velo")}
         p = {k: m[k] for k in ("P0", "P1", "P3")}
         p2 = w.mat(d, "calib.P2", ((3, 4), (4, 4)))[:3]
         r0 = w.mat(d, "calib.R0_rect", ((3, 3), (4, 4)))[:3, :3]

@@ -181,7 +181,8 @@ def write_kitti_infos(root, split: str, out_path, *, layout: str = "1.x") -> Pat
             d = velo[:, :3] - bottom
             c, s = np.cos(yaw), np.sin(yaw)
             lx, ly = c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]
-            inside = (np.abs(lx) <= lhw[j, 0] / 2) & (np.abs(ly) <= lhw[j, 2] / 2) & (d[:, 2] >= 0) & (d[:, 2] <= lhw[j, 1])
+            inside = ((np.abs(lx) <= lhw[j, 0] / 2) & (np.abs(ly) <= lhw[j, 2] / 2)
+                      & (d[:, 2] >= 0) & (d[:, 2] <= lhw[j, 1]))
             npts.append(-1 if names[j] == "DontCare" else int(inside.sum()))
         with Image.open(root / "training" / "image_2" / f"{fid}.png") as im:
             shape = (im.height, im.width)
