@@ -164,8 +164,13 @@ class Suite:
         self.methods, self.arm_sets = methods, arm_sets
         self.work = Path(args.work_dir)
         self.results = Path(args.results)
-        shared = ROOT / "work_dirs" / "bench_v2" / "teachers" / suite["teacher"].replace("/", "_")
-        self.teacher_dir = Path(args.teacher_dir or (shared if suite.get("v2") else self.work / "teacher"))
+        if args.teacher_dir:
+            self.teacher_dir = Path(args.teacher_dir)
+        elif suite.get("v2"):  # beside the suite work dirs, shared by every suite with this teacher and budget
+            t = self.teacher_identity()
+            self.teacher_dir = self.work.parent / "bench_v2_teachers" / f"{t['config'].replace('/', '_')}_{t['steps']}"
+        else:
+            self.teacher_dir = self.work / "teacher"
         self.teacher_job = Job("teacher", "teacher", 0, suite["teacher"], {})
         self.labels = ["baseline"] + list(methods)
         # seeds outer, arms inner: every finished seed is a complete paired set early
@@ -216,7 +221,7 @@ class Suite:
         return rid, {"cfg": cfg, "overrides": applied, "teacher": teacher, "steps": steps}
 
     def run_dir(self, job: Job) -> Path:
-        return self.teacher_dir if job.kind == "teacher" else self.work / f"{job.arm}_s{job.seed}"
+        return self.teacher_dir if job.kind == "teacher" else self.work / f"{job.arm}_s{job.seed}_{self.args.steps}"
 
     # -------------------------------------------------------------- running
     def obtain(self, job: Job, *, wait: bool = True) -> dict | None:
@@ -262,15 +267,17 @@ class Suite:
                 raise SystemExit(f"bench/distill.py: --teacher-dir {work} holds no checkpoint")
             metrics = evaluate(cfg, ckpt, self.work / "teacher_eval")
         else:
-            ckpt = latest_checkpoint(work)
-            if ckpt is not None:  # an interrupted attempt: continue from its last checkpoint
+            marker = work / "bench_run_id"  # which run the checkpoints in ``work`` belong to
+            ckpt = latest_checkpoint(work) if marker.exists() and marker.read_text() == rid else None
+            if ckpt is not None:  # an interrupted attempt of this very run: continue from its last checkpoint
                 from kd3d.models.checkpoint import checkpoint_step
 
                 resumed_from = checkpoint_step(ckpt)
                 print(f"{job.arm} seed {job.seed}: resuming from {ckpt}", flush=True)
                 trainer = Trainer(cfg, work, resume=True)
-            else:  # the claim makes this worker the owner: leftovers of a crashed attempt are cleared
+            else:  # the claim makes this worker the owner: leftovers of another run or attempt are cleared
                 trainer = Trainer(cfg, work, overwrite=True)
+                marker.write_text(rid)
             metrics = trainer.fit()
         rec = {"kind": job.kind, "id": rid, "suite": self.name, "arm": job.arm, "seed": job.seed,
                "steps": info["steps"], "config": job.config, "overrides": info["overrides"],

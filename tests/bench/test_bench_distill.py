@@ -71,6 +71,11 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     assert job.arm == "baseline"
     rid, info = suite.ident(job)
     Trainer(info["cfg"], suite.run_dir(job), overwrite=True, stop_after=2).fit()
+    (suite.run_dir(job) / "bench_run_id").write_text(rid)  # what the bench writes when it starts a run
+    # a checkpoint left by another run (other id) in the teacher's dir is not resumed but cleared
+    other = suite.jobs[0]
+    Trainer(suite.ident(other)[1]["cfg"], suite.run_dir(other), overwrite=True, stop_after=1).fit()
+    (suite.run_dir(other) / "bench_run_id").write_text("run:some/other/run")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     lock = suite.work / "locks" / (rid.replace("/", "_").replace(":", "_") + ".lock")
@@ -79,6 +84,7 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     assert bench.main(_args(tmp_path, "--no-report", steps=4, name="cut")) == 0
     cut = {r["arm"]: r for r in _lines(tmp_path / "cut.jsonl")}
     assert cut["baseline"]["resumed_from_step"] == 2 and full["baseline"]["resumed_from_step"] is None
+    assert cut[other.arm]["resumed_from_step"] is None
     for arm in full:  # exact resume: the same metrics as the uninterrupted run
         assert cut[arm]["metrics"] == pytest.approx(full[arm]["metrics"], abs=1e-9), arm
 
