@@ -10,8 +10,9 @@ Stages (all by default, each can be chosen with ``--stages``):
 
 The models are the calibrated benchmark recipe (``configs/bench/``: one 3x3 conv per camera head
 branch, training targets restricted to boxes with >= 1 LiDAR point), shortened to fit about 10
-minutes on a 2-core CPU: fewer frames (60 instead of 256) and fewer steps (the benchmark trains
-the camera student 1500 steps and the teacher 1200); the demo prints what it shortened.
+minutes on a 2-core CPU: fewer frames (48 training key frames instead of 256) and fewer steps
+(the benchmark trains the camera student 1500 steps and the teacher 1200); the demo prints what
+it shortened.
 
 Every stage writes under ``--out`` (default ``demo_out/``) and re-uses what an earlier run
 finished (training resumes from its last checkpoint), so the command is idempotent.
