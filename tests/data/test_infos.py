@@ -224,3 +224,22 @@ def test_nuscenes_evaluator_scores_an_info_dataset_like_the_loader(synth_nuscene
         metrics.append(nuscenes_det(results, ds))
     assert metrics[0] == pytest.approx(metrics[1], abs=1e-9)  # kd3d's index stores 12 decimals
     assert metrics[0]["mAP"] > 0.5
+
+
+def test_kitti_evaluator_scores_an_info_dataset_like_the_loader(synth_kitti, tmp_path):
+    from kd3d.engine.eval_adapters import kitti_det
+
+    root = synth_kitti["root"]
+    path = write_kitti_infos(root, "val", tmp_path / "infos.pkl")
+    metrics = []
+    for ds in (info_dataset(path, root, split="val", load_images=False), KittiDataset(root, "val", load_images=False)):
+        results = {}
+        for i in range(len(ds)):
+            s = ds[i]
+            results[s.token] = {"boxes": s.gt_boxes, "scores": np.linspace(0.9, 0.5, len(s.gt_boxes)),
+                                "labels": s.gt_labels, "attrs": np.full(len(s.gt_boxes), -1)}
+        metrics.append(kitti_det(results, ds))
+    assert metrics[0].keys() == metrics[1].keys()
+    a, b = (np.array([m[k] for k in sorted(metrics[0])]) for m in metrics)
+    np.testing.assert_allclose(a, b, atol=1e-6)  # NaN where a class has no GT at a level, in both
+    assert np.isfinite(a).sum() > 10
