@@ -5,7 +5,8 @@ arbitrary code. kd3d never calls it: :func:`load_pkl` resolves only builtin cont
 scalars and numpy arrays / dtypes / scalars. Any other global (a class from mmdet3d, ``os.system``,
 ``collections.OrderedDict``, ...) raises :class:`UnsafePickleError` naming the file and the global.
 
-kd3d itself writes JSON / npz, never pickle.
+kd3d itself writes JSON / npz, never pickle. Whole info files (points, sweeps, cameras, boxes)
+are read as datasets by :mod:`kd3d.data.infos` through this unpickler.
 """
 from __future__ import annotations
 
