@@ -113,8 +113,15 @@ def group(records: list[dict]) -> dict:
 
 
 def costs(records: list[dict]) -> dict:
-    """{(suite, arm): latest cost record}."""
-    return {(r["suite"], r["arm"]): r for r in records if r.get("kind") == "cost"}
+    """{(suite, arm): latest cost record}; size records (teacher, baseline) also under
+    ("config", name), so a suite sharing a model with a measured one finds its size."""
+    out = {}
+    for r in records:
+        if r.get("kind") == "cost":
+            out[(r["suite"], r["arm"])] = r
+            if "params" in r:
+                out[("config", r["config"])] = r
+    return out
 
 
 def _metric(rec: dict, name: str, heldout: bool = False) -> float:
@@ -142,11 +149,15 @@ def _ci(d: dict, scale: float = 1.0, fmt: str = "+.4f") -> str:
     return f"{format(d['mean'] * scale, fmt)} [{format(d['lo'] * scale, fmt)}, {format(d['hi'] * scale, fmt)}]"
 
 
-def _cost_cols(cost: dict, key: tuple, student_key: tuple) -> list[str]:
-    c, s = cost.get(key), cost.get(student_key)
+def _ms(x: float) -> str:
+    return _f(x, ".0f" if x >= 100 else ".3g")
+
+
+def _cost_cols(cost: dict, key: tuple, student_key: tuple, config: str | None = None) -> list[str]:
+    c, s = cost.get(key), cost.get(student_key) or cost.get(("config", config))
     size = c if c and "params" in c else s  # a distilled arm deploys the baseline's student: its size/latency
     cols = [_f(size["params"] / 1e6, ".3g") if size else "-", _f(size["macs_total"] / 1e9, ".3g") if size else "-",
-            _f(size.get("latency_ms", float("nan")), ".3g") if size else "-"]
+            _ms(size.get("latency_ms", float("nan"))) if size else "-"]
     ov = [c.get("overhead_live") if c else None, c.get("overhead_cached") if c else None]
     cols += [f"{x:.2f}x" if isinstance(x, (int, float)) and math.isfinite(x) else "-" for x in ov]
     return cols
@@ -177,11 +188,13 @@ def section(key: tuple, sec: dict, cost: dict, *, heldout: bool = False, plot_di
            " | params M | GMAC/frame | CPU ms/frame | step live | step cached |"
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
     lines.append(f"| teacher | {1 if teacher else 0} | " + " | ".join(_f(tval[m]) for m in names) + " | "
-                 + " | ".join(_cost_cols(cost, (suite, "teacher"), (suite, "teacher"))[:3]) + " | | |")
+                 + " | ".join(_cost_cols(cost, (suite, "teacher"), (suite, "teacher"),
+                                         teacher["config"] if teacher else None)[:3]) + " | | |")
+    base_cfg = next(iter(runs.get("baseline", {}).values()), {}).get("config")
     for a in arms:
         n = len(runs.get(a, {}))
         lines.append(f"| {a} | {n} | " + " | ".join(_mean_sd(list(vals[a][m].values())) for m in names) + " | "
-                     + " | ".join(_cost_cols(cost, (suite, a), (suite, "baseline"))) + " |")
+                     + " | ".join(_cost_cols(cost, (suite, a), (suite, "baseline"), base_cfg)) + " |")
     lines += ["", "Paired difference arm - baseline over the seeds both ran: mean [95 % CI, Student t with n - 1 "
                   "degrees of freedom]; gap recovered = difference / (teacher - baseline mean) in % (interval: the "
                   "difference's, over the same gap).", ""]
@@ -204,8 +217,10 @@ def section(key: tuple, sec: dict, cost: dict, *, heldout: bool = False, plot_di
                  for s in seeds]
         lines.append(f"| {a} | " + " | ".join(cells) + " |")
     if plot_dir is not None and not heldout:
-        png = plot(plot_dir, key, names[-1], tval[names[-1]], vals, arms, cost)
-        lines += ["", f"![suite {suite}: {names[-1]} (mean +- sd over seeds) against counted MACs per frame; the students share one MAC count, arms are offset sideways to stay legible]({png.name})" if png else
+        sizes = {"teacher": cost.get((suite, "teacher")) or cost.get(("config", teacher["config"] if teacher else None)),
+                 "baseline": cost.get((suite, "baseline")) or cost.get(("config", base_cfg))}
+        png = plot(plot_dir, key, names[0], tval[names[0]], vals, arms, sizes)
+        lines += ["", f"![suite {suite}: {names[0]} (mean +- sd over seeds) against counted MACs per frame; the students share one MAC count, arms are offset sideways to stay legible]({png.name})" if png else
                   "Accuracy-cost plot: no `bench/cost.py` record for this suite yet."]
     return lines
 
@@ -231,10 +246,11 @@ def calibration(groups: dict) -> list[str]:
     return lines
 
 
-def plot(out_dir: Path, key: tuple, metric: str, teacher: float, vals: dict, arms: list[str], cost: dict) -> Path | None:
-    """Accuracy (mean +- sd over seeds) against GMAC per frame: teacher and students."""
+def plot(out_dir: Path, key: tuple, metric: str, teacher: float, vals: dict, arms: list[str], sizes: dict) -> Path | None:
+    """Accuracy (mean +- sd over seeds) against GMAC per frame: teacher and students.
+    ``sizes``: {"teacher", "baseline"} -> cost record or None."""
     suite = key[0]
-    if (suite, "baseline") not in cost:
+    if sizes.get("baseline") is None:
         return None
     import matplotlib
 
@@ -242,15 +258,15 @@ def plot(out_dir: Path, key: tuple, metric: str, teacher: float, vals: dict, arm
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.0, 3.4), dpi=120)
-    sx = cost[(suite, "baseline")]["macs_total"] / 1e9
+    sx = sizes["baseline"]["macs_total"] / 1e9
     for i, a in enumerate(arms):
         v = [x for x in vals[a][metric].values() if math.isfinite(x)]
         if not v:
             continue
         ax.errorbar([sx * (1 + 0.03 * i)], [statistics.fmean(v)], yerr=[statistics.stdev(v) if len(v) > 1 else 0.0],
                     fmt="o", capsize=3, label=a)
-    if (suite, "teacher") in cost and math.isfinite(teacher):
-        ax.scatter([cost[(suite, "teacher")]["macs_total"] / 1e9], [teacher], marker="*", s=120, color="#d83b3b",
+    if sizes.get("teacher") is not None and math.isfinite(teacher):
+        ax.scatter([sizes["teacher"]["macs_total"] / 1e9], [teacher], marker="*", s=120, color="#d83b3b",
                    label="teacher", zorder=3)
     ax.set_xscale("log")
     ax.set_xlabel("GMAC per frame (counted)")

@@ -63,3 +63,18 @@ def test_report_tables_and_merge(tmp_path):
     again = report.merge(merged, text.replace("helps", "HELPS"))  # regenerate: v2 replaced, the rest kept
     assert again.count("## Benchmark v2: suite `s`") == 1 and "HELPS" in again and again.count("### Base models") == 1
     assert again.split("## Benchmark v2")[0] == merged.split("## Benchmark v2")[0]
+
+
+def test_cost_columns_and_plot(tmp_path):
+    recs = [dict(_rec("teacher", 0, 0.5, "teacher"), config="t", steps=5)]
+    recs += [_rec("baseline", s, 0.3 + 0.01 * s) for s in range(2)] + [_rec("M", s, 0.35) for s in range(2)]
+    recs += [{"kind": "cost", "suite": "other", "arm": "teacher", "config": "t", "params": 2_000_000,
+              "macs_total": 3.0e9, "latency_ms": 512.4},  # measured in another suite: found by config
+             {"kind": "cost", "suite": "s", "arm": "baseline", "config": "c", "params": 250_000, "macs_total": 4.5e8,
+              "latency_ms": 20.25},
+             {"kind": "cost", "suite": "s", "arm": "M", "config": "m", "overhead_live": 2.5, "overhead_cached": 1.04}]
+    text = report.render(recs, plot_dir=tmp_path)
+    assert "| teacher | 1 | 0.5000 | 0.6000 | 2 | 3 | 512 | | |" in text
+    assert "| baseline | 2 | 0.3050 +- 0.0071 | 0.4050 +- 0.0071 | 0.25 | 0.45 | 20.2 | - | - |" in text
+    assert "| M | 2 | 0.3500 +- 0.0000 | 0.4500 +- 0.0000 | 0.25 | 0.45 | 20.2 | 2.50x | 1.04x |" in text
+    assert (tmp_path / "results_v2_s_10.png").stat().st_size > 1000
