@@ -221,7 +221,11 @@ class Suite:
         return rid, {"cfg": cfg, "overrides": applied, "teacher": teacher, "steps": steps}
 
     def run_dir(self, job: Job) -> Path:
-        return self.teacher_dir if job.kind == "teacher" else self.work / f"{job.arm}_s{job.seed}_{self.args.steps}"
+        """Checkpoints of ``job``: the teacher dir, or ``<work>/<arm>_s<seed>_<steps>``."""
+        if job.kind == "teacher":
+            return self.teacher_dir
+        steps = self.args.steps or int(self.config(job)[0].optim.max_steps)
+        return self.work / f"{job.arm}_s{job.seed}_{steps}"
 
     # -------------------------------------------------------------- running
     def obtain(self, job: Job, *, wait: bool = True) -> dict | None:
