@@ -22,6 +22,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def run_id(kind: str, suite: str, arm: str, seed: int, steps: int, config: str, 
 
 def read_records(path: str | Path) -> list[dict]:
     """Every record of the results file (``[]`` when it does not exist). A line that is not JSON
-    (e.g. cut by a crash mid-write) raises ``ValueError`` naming the file and line."""
+    (cut by a crash mid-write) is skipped with a warning naming file and line: that run counts as
+    not finished and runs again."""
     path = Path(path)
     if not path.exists():
         return []
@@ -51,7 +53,7 @@ def read_records(path: str | Path) -> list[dict]:
         try:
             out.append(json.loads(line))
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{n}: not a JSON line ({e.msg}); remove or repair it") from None
+            print(f"warning: {path}:{n}: not a JSON line ({e.msg}), skipped", file=sys.stderr)
     return out
 
 
@@ -83,9 +85,14 @@ def append(path: str | Path, record: dict) -> dict:
     rec = {**record, "commit": record.get("commit") or git_commit(),
            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "host": socket.gethostname()}
     line = json.dumps(rec, sort_keys=True) + "\n"
-    with path.open("a") as f:
+    with path.open("a+") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
+            f.seek(0, os.SEEK_END)
+            if f.tell() > 0:  # a line cut by a crash must not swallow this one
+                f.seek(f.tell() - 1)
+                if f.read(1) != "\n":
+                    line = "\n" + line
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
@@ -130,26 +137,6 @@ def claim(lock: str | Path) -> bool:
 
 def release(lock: str | Path) -> None:
     Path(lock).unlink(missing_ok=True)
-
-
-def wait_for(path: str | Path, rid: str, what: str, poll: float = 10.0, lock: str | Path | None = None) -> dict:
-    """Block until ``rid`` is in the results file (another worker runs it). With ``lock``, raise
-    ``RuntimeError`` if the lock disappears without a record (its worker failed)."""
-    announced = seen = False
-    while (rec := find(path, rid)) is None:
-        if lock is not None:
-            held = Path(lock).exists()
-            if seen and not held:
-                time.sleep(1.0)  # the record is written before the lock goes away: re-read once
-                if (rec := find(path, rid)) is not None:
-                    return rec
-                raise RuntimeError(f"{what}: its worker released {lock} without writing a result to {path}")
-            seen = seen or held
-        if not announced:
-            print(f"waiting for {what} (run by another worker)", flush=True)
-            announced = True
-        time.sleep(poll)
-    return rec
 
 
 def shard(index: int, worker: tuple[int, int]) -> bool:
