@@ -52,6 +52,8 @@ class SourceDecode:
     post_max: int = 83
     max_voxels: int | None = 120000
     output_z: str = "bottom"            # the source's box z convention: "bottom" | "center"
+    out_size_factor: int | None = None  # head stride in voxels and the voxel xy size: set from the
+    voxel_size: tuple[float, ...] | None = None  # model by with_source_decode (the source's float steps)
 
     def __post_init__(self):
         if self.nms not in ("circle", "rotated", "none"):
@@ -80,10 +82,11 @@ OPENPCDET_NUSC_DECODE = SourceDecode(source="openpcdet", nms="rotated", nms_radi
 
 
 def circle_nms_sq(xy: np.ndarray, scores: np.ndarray, radius_sq: float, post_max: int) -> np.ndarray:
-    """mmdet3d's circle NMS: greedy by descending score; box j is dropped when
-    ``(xi - xj)^2 + (yi - yj)^2 <= radius_sq`` (float32) for a kept i; at most ``post_max`` kept."""
+    """mmdet3d's circle NMS: greedy by descending score (its order: ``argsort()[::-1]``, which
+    decides among tied scores); box j is dropped when ``(xi - xj)^2 + (yi - yj)^2 <= radius_sq``
+    (float32 distance, float64 threshold) for a kept i; at most ``post_max`` kept."""
     xy = np.asarray(xy, dtype=np.float32)
-    order = np.argsort(-np.asarray(scores, dtype=np.float32), kind="stable")
+    order = np.asarray(scores, dtype=np.float32).argsort()[::-1]
     suppressed = np.zeros(len(order), dtype=bool)
     keep = []
     for a, i in enumerate(order):
@@ -92,7 +95,7 @@ def circle_nms_sq(xy: np.ndarray, scores: np.ndarray, radius_sq: float, post_max
         keep.append(i)
         rest = order[a + 1:]
         d = ((xy[i, 0] - xy[rest, 0]) ** 2 + (xy[i, 1] - xy[rest, 1]) ** 2).astype(np.float32)
-        suppressed[rest[d <= np.float32(radius_sq)]] = True
+        suppressed[rest[d.astype(np.float64) <= float(radius_sq)]] = True
     return np.asarray(keep[:post_max], dtype=np.int64)
 
 
@@ -102,13 +105,20 @@ def decode_task(heat: torch.Tensor, reg: torch.Tensor, grid, s: SourceDecode):
     top-``s.top_k`` over all classes and cells, then the strict score threshold and the
     post-centre range (source order)."""
     n_t, H, W = heat.shape
-    prob = torch.sigmoid(heat.float()).reshape(-1)
-    k = min(s.top_k, prob.numel())
-    scores, idx = prob.topk(k)
-    cls, pix = idx // (H * W), idx % (H * W)
+    prob = torch.sigmoid(heat.float()).reshape(n_t, -1)
+    # CenterNet's two-stage top-K (mmdet3d / OpenPCDet ``_topk``): K per class, then K of those;
+    # with tied scores (empty regions) this picks the same cells as the source
+    k = min(s.top_k, H * W)
+    s1, i1 = prob.topk(k, dim=1)
+    scores, i2 = s1.reshape(-1).topk(min(s.top_k, n_t * k))
+    cls, pix = i2 // k, i1.reshape(-1)[i2]
     r = reg.float().reshape(10, -1)[:, pix]  # (10, k)
-    xs = ((pix % W).float() + r[0]) * grid.dx + grid.xmin
-    ys = ((pix // W).float() + r[1]) * grid.dy + grid.ymin
+    if s.voxel_size is not None:  # the source's arithmetic: (cell + offset) * factor * voxel + range min
+        xs = ((pix % W).float() + r[0]) * s.out_size_factor * s.voxel_size[0] + grid.xmin
+        ys = ((pix // W).float() + r[1]) * s.out_size_factor * s.voxel_size[1] + grid.ymin
+    else:
+        xs = ((pix % W).float() + r[0]) * grid.dx + grid.xmin
+        ys = ((pix // W).float() + r[1]) * grid.dy + grid.ymin
     dims = torch.exp(r[3:6])
     yaw = torch.atan2(r[6], r[7])
     boxes = torch.stack([xs, ys, r[2], dims[0], dims[1], dims[2], yaw, r[8], r[9]], dim=1)
@@ -172,8 +182,12 @@ class SourceDecodedCenterPoint(LidarCenterPoint):
 def with_source_decode(model: LidarCenterPoint, decode: SourceDecode | dict) -> SourceDecodedCenterPoint:
     """The same modules re-wrapped with a source decode (and the source's test voxel cap)."""
     decode = SourceDecode.from_dict(decode)
-    if decode.max_voxels is not None and hasattr(model.encoder, "voxelizer"):
-        model.encoder.voxelizer.max_voxels = int(decode.max_voxels)
+    vz = getattr(model.encoder, "voxelizer", None)
+    if decode.max_voxels is not None and vz is not None:
+        vz.max_voxels = int(decode.max_voxels)
+    if decode.voxel_size is None and vz is not None:
+        factor = int(round(model.head.grid.dx / vz.voxel_size[0]))
+        decode = dataclasses.replace(decode, out_size_factor=factor, voxel_size=tuple(vz.voxel_size[:2]))
     return SourceDecodedCenterPoint(decode=decode, encoder=model.encoder, backbone=model.backbone, neck=model.neck,
                                     head=model.head)
 
