@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import pprint
 from pathlib import Path
@@ -20,16 +21,20 @@ from kd3d.interop import mmdet3d as mm
 from kd3d.interop import openpcdet as pcdet
 from kd3d.interop.decode import OPENPCDET_NUSC_DECODE, SourceDecode, imported_centerpoint
 from kd3d.interop.mapping import load_foreign
+from kd3d.interop.source_config import checkpoint_config, mmdet3d_import_settings
 from kd3d.models.checkpoint import atomic_save
 
 IMPORTED_MODEL = "kd3d.interop.decode:imported_centerpoint"
 SOURCES = ("mmdet3d", "openpcdet")
 
 
-def teacher_model_config(source: str, sd: dict, *, width: float | None = None, overrides: dict | None = None) -> dict:
+def teacher_model_config(source: str, sd: dict, *, width: float | None = None, overrides: dict | None = None,
+                         settings: dict | None = None) -> dict:
     """{"name": IMPORTED_MODEL, "kwargs": {...}} of the kd3d network matching a source state dict:
     voxel (residual encoder, z 41) or pillar (11-feature pillar net), nuScenes scale, width from
-    the head's shared conv, source decode settings; ``overrides`` update the kwargs."""
+    the head's shared conv, the source's decode settings (defaults of its CenterPoint configs,
+    updated by ``settings`` read from the checkpoint's own config,
+    :func:`~kd3d.interop.source_config.mmdet3d_import_settings`); ``overrides`` update the kwargs last."""
     from kd3d.models.lidar.presets import MMDET3D_PILLAR, MMDET3D_VOXEL
 
     kind = mm.model_kind(sd) if source == "mmdet3d" else pcdet.model_kind(sd)
@@ -45,6 +50,9 @@ def teacher_model_config(source: str, sd: dict, *, width: float | None = None, o
     kwargs = dict(MMDET3D_VOXEL if kind == "voxel" else MMDET3D_PILLAR)
     if source == "mmdet3d" and kind == "voxel" and mm.block_type(sd) == "conv_module":
         kwargs["block_type"] = "conv_module"
+    if settings:
+        decode = dataclasses.replace(decode, **settings["decode"])
+        kwargs.update(settings["model_kwargs"])
     kwargs.update({"width": w, "preset": f"centerpoint_{kind}", "decode": decode.to_dict()})
     kwargs.update(overrides or {})
     return {"name": IMPORTED_MODEL, "kwargs": kwargs}
@@ -59,7 +67,11 @@ def import_teacher(path, out, *, source: str, version: str | None = None, sparse
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     ckpt = load_foreign(path)
     sd = ckpt.get("state_dict", ckpt.get("model_state", ckpt))
-    cfg = teacher_model_config(source, sd, width=width, overrides=overrides)
+    src_cfg = checkpoint_config(ckpt) if source == "mmdet3d" else None
+    settings = mmdet3d_import_settings(src_cfg) if src_cfg else None
+    cfg = teacher_model_config(source, sd, width=width, overrides=overrides, settings=settings)
+    if conv_for_no_stride is None and settings:
+        conv_for_no_stride = settings["conv_for_no_stride"]
     model = imported_centerpoint(**cfg["kwargs"])
     if source == "mmdet3d":
         state, rep = mm.import_state(model, ckpt, version=version, sparse_layout=sparse_layout,
@@ -70,6 +82,7 @@ def import_teacher(path, out, *, source: str, version: str | None = None, sparse
                                         conv_for_no_stride=bool(conv_for_no_stride), source=str(path))
     model.load_state_dict(state, strict=True)
     out = Path(out)
+    rep["settings_from"] = "the checkpoint's config" if settings else "the source's CenterPoint defaults"
     meta = {"source": source, "source_file": str(path), "report": rep, "model_config": cfg}
     atomic_save({"model": state, "meta": meta}, out)
     cfg_path = out.with_name(out.name + ".model.json")

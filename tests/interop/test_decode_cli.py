@@ -128,3 +128,25 @@ def test_convert_import_then_export_round_trip(tmp_path, capsys):
     assert main(["convert", "import", str(out), "--from", "mmdet3d", "--out", str(tmp_path / "x.pth"),
                  "--model-kwargs", "[1]"]) == 2
     assert "--model-kwargs: expected a JSON object" in capsys.readouterr().err
+
+
+def test_checkpoint_config_is_read_as_data_never_run(tmp_path):
+    from kd3d.interop.source_config import checkpoint_config, mmdet3d_import_settings, read_config_text
+
+    marker = tmp_path / "ran"
+    text = (f"import os\nvs = [0.1, 0.1, 0.2]\nx = os.system('touch {marker}')\n"
+            "model = dict(type='CenterPoint', data_preprocessor=dict(voxel_layer=dict(voxel_size=vs, max_num_points=10, "
+            "point_cloud_range=[-51.2, -51.2, -5.0, 51.2, 51.2, 3.0], max_voxels=(90000, 120000))), "
+            "pts_neck=dict(use_conv_for_no_stride=True), pts_bbox_head=dict(bbox_coder=dict(max_num=500, "
+            "post_center_range=[-61.2, -61.2, -10.0, 61.2, 61.2, 10.0], score_threshold=0.1)), "
+            "test_cfg=dict(pts=dict(nms_type='circle', min_radius=[4, 12, 10, 1, 0.85, 0.175], post_max_size=83)))\n")
+    env, skipped = read_config_text(text)
+    assert skipped == ["x"] and not marker.exists()
+    cfg = checkpoint_config({"meta": {"cfg": text}})
+    s = mmdet3d_import_settings(cfg)
+    assert s["conv_for_no_stride"] is True
+    assert s["model_kwargs"] == {"point_range": [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0], "voxel_size": [0.1, 0.1, 0.2],
+                                 "max_points_per_voxel": 10}
+    assert s["decode"]["nms_radius_sq"] == (4, 12, 10, 1, 0.85, 0.175) and s["decode"]["max_voxels"] == 120000
+    assert SourceDecode.from_dict({**SourceDecode().to_dict(), **s["decode"]}).top_k == 500
+    assert checkpoint_config({"meta": {"cfg": "model = foo()"}}) is None

@@ -100,13 +100,16 @@ def compare(model, out, ref: dict, decode: SourceDecode) -> dict:
 
 @pytest.mark.parametrize("kind", ["voxel", "pillar"])
 def test_imported_teacher_reproduces_mmdet3d(kind, tmp_path, capsys):
-    decode = SourceDecode() if kind == "voxel" else SourceDecode(
-        max_voxels=40000, post_center_range=(-10.0, -10.0, -10.0, 10.0, 10.0, 10.0))
-    rep = import_teacher(FIX / f"teacher_{kind}.pth", tmp_path / "t.pth", source="mmdet3d",
-                         overrides={"point_range": RANGE, "decode": decode.to_dict()})
+    # no overrides: point range, voxel size, decode settings and the neck's conv come from the
+    # config the mmengine checkpoint carries (read as data, never executed)
+    rep = import_teacher(FIX / f"teacher_{kind}.pth", tmp_path / "t.pth", source="mmdet3d")
+    assert rep["settings_from"] == "the checkpoint's config"
     assert rep["version"] == "1.x" and (rep["sparse_layouts"] == ({"KRSC": 21} if kind == "voxel" else {}))
     cfg = json.loads((tmp_path / "t.pth.model.json").read_text())
-    assert cfg["kwargs"]["width"] == 0.125
+    assert cfg["kwargs"]["width"] == 0.125 and cfg["kwargs"]["point_range"] == RANGE
+    near = [-10.0, -10.0, -10.0, 10.0, 10.0, 10.0] if kind == "pillar" else [-61.2, -61.2, -10.0, 61.2, 61.2, 10.0]
+    assert cfg["kwargs"]["decode"]["post_center_range"] == near
+    assert cfg["kwargs"]["decode"]["max_voxels"] == (120000 if kind == "voxel" else 40000)
     model = load_kd3d_model(cfg, tmp_path / "t.pth").eval()
     ref = dict(np.load(FIX / f"teacher_{kind}_outputs.npz"))
     out = run_kd3d(model)
