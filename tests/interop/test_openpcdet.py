@@ -13,14 +13,17 @@ import torch
 
 from kd3d.interop import checkpoints as ck
 from kd3d.interop import openpcdet as pcdet
-from kd3d.models.lidar.presets import MMDET3D_VOXEL, centerpoint_voxel
+from kd3d.models.lidar.presets import MMDET3D_PILLAR, MMDET3D_VOXEL, centerpoint_pillar, centerpoint_voxel
 
 PCDET_HEADS = {"offset": "center", "z": "center_z", "dims": "dim", "rot": "rot", "vel": "vel", "heatmap": "hm"}
 
 
-def model():
+def model(kind="voxel"):
     torch.manual_seed(0)
-    m = centerpoint_voxel(**{**MMDET3D_VOXEL, "scale": "synthetic", "width": 0.25})
+    if kind == "pillar":
+        m = centerpoint_pillar(**{**MMDET3D_PILLAR, "scale": "synthetic", "width": 0.25})
+    else:
+        m = centerpoint_voxel(**{**MMDET3D_VOXEL, "scale": "synthetic", "width": 0.25})
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for name, t in m.state_dict().items():
@@ -33,6 +36,9 @@ def model():
 
 def pcdet_key(key: str) -> str:
     """OpenPCDet's name of a kd3d key (from OpenPCDet's module tree)."""
+    m = re.fullmatch(r"encoder\.pfn\.(pfn_layers\.\d+\.(?:linear|norm)\.\w+)", key)
+    if m:  # PillarVFE: PFNLayer(linear, norm), registered in that order
+        return f"vfe.{m[1]}"
     m = re.fullmatch(r"encoder\.sparse\.(conv_input|conv_out)\.(.+)", key)
     if m:
         return f"backbone_3d.{m[1]}.{m[2]}"
@@ -130,3 +136,17 @@ def test_openpcdet_ambiguous_layout_needs_the_flag():
     assert pcdet.model_kind({"vfe.pfn_layers.0.linear.weight": 0}) == "pillar"
     with pytest.raises(ValueError, match="not an OpenPCDet"):
         pcdet.model_kind({"x.weight": 0})
+
+
+def test_openpcdet_pillar_import():
+    src = model("pillar")
+    sd = pcdet_state(src)
+    # OpenPCDet registers PFNLayer's linear before its norm (kd3d: norm first, as mmdet3d)
+    lin = [k for k in sd if k.startswith("vfe.")]
+    sd = OrderedDict([(k, sd[k]) for k in sorted(lin, key=lambda k: ".norm." in k)] +
+                     [(k, v) for k, v in sd.items() if not k.startswith("vfe.")])
+    dst = model("pillar")
+    state, rep = pcdet.import_state(dst, {"model_state": sd})
+    dst.load_state_dict(state, strict=True)
+    assert rep["sparse_layout"] is None
+    assert torch.allclose(heads(dst), heads(src), atol=1e-4)
