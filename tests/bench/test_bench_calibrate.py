@@ -42,3 +42,17 @@ def test_planned_grid_order_and_shared_teacher():
     assert jobs[:len(plans)] == plans  # planned budgets first
     assert {(j["config"], j["steps"]) for j in plans} == {
         ("bench/lidar_teacher", 1200), ("bench/camera_student", 1500), ("bench/voxel_student", 1200)}
+
+
+def test_report_gap_at_planned_budgets(tmp_path):
+    cal = _calibrate()
+    path = tmp_path / "cal.jsonl"
+    rows = [("bench/lidar_teacher", 1200, 0, 0.40), ("bench/voxel_student", 1200, 0, 0.30),
+            ("bench/voxel_student", 1200, 1, 0.32), ("bench/voxel_student", 300, 0, 0.10)]
+    path.write_text("".join(json.dumps({"kind": "calibration", "id": f"x{i}", "config": c, "steps": n, "seed": s,
+                                        "metrics": {"mAP": m, "NDS": m}, "seconds": 60.0, "sec_per_step": 0.5}) + "\n"
+                            for i, (c, n, s, m) in enumerate(rows)))
+    text = cal.report(path)
+    voxel = text.split("### voxel suite")[1].split("###")[0]
+    assert "| student | `bench/voxel_student` | 1200 | 2 | 0.3100 | 0.3100 | 0.50 | 1.0 |" in voxel
+    assert "teacher mAP 0.4000, student 0.3100, gap +0.0900" in voxel
