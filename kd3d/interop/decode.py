@@ -84,7 +84,9 @@ OPENPCDET_NUSC_DECODE = SourceDecode(source="openpcdet", nms="rotated", nms_radi
 def circle_nms_sq(xy: np.ndarray, scores: np.ndarray, radius_sq: float, post_max: int) -> np.ndarray:
     """mmdet3d's circle NMS: greedy by descending score (its order: ``argsort()[::-1]``, which
     decides among tied scores); box j is dropped when ``(xi - xj)^2 + (yi - yj)^2 <= radius_sq``
-    (float32 distance, float64 threshold) for a kept i; at most ``post_max`` kept."""
+    (float32 distance, float64 threshold) for a kept i; at most ``post_max`` kept. Not exact for
+    exactly tied scores: mmdet3d's numba-compiled loop sorts with numba's own quicksort, whose
+    order among ties can differ from numpy's."""
     xy = np.asarray(xy, dtype=np.float32)
     order = np.asarray(scores, dtype=np.float32).argsort()[::-1]
     suppressed = np.zeros(len(order), dtype=bool)
