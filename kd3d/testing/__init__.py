@@ -6,6 +6,7 @@
 * :mod:`kd3d.testing.devkit_ref`: the official nuscenes-devkit pipeline on in-memory boxes (oracle).
 * :mod:`kd3d.testing.nuscenes_cases` / :mod:`kd3d.testing.kitti_cases`: generated detection
   cases (in-memory nuScenes boxes; KITTI label/result folders) for evaluator tests and benches.
+* :mod:`kd3d.testing.weights`: fixed-seed random weights for the mmdet3d oracle fixtures (torch only).
 
 Importing this package imports nothing heavy.
 """

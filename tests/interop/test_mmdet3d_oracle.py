@@ -17,30 +17,12 @@ from kd3d.interop import mmdet3d as mm
 from kd3d.interop.decode import SourceDecode, source_decode, to_source_boxes
 from kd3d.interop.export import import_teacher, load_kd3d_model
 from kd3d.models.build import ModelConfig, build_model
+from kd3d.testing.weights import randomize
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "mmdet3d"
 RANGE = [-12.8, -12.8, -5.0, 12.8, 12.8, 3.0]
 MM_BRANCHES = ("reg", "height", "dim", "rot", "vel")  # mmdet3d's order = kd3d's reg code order
 ATOL = 1e-4  # float32 sums in another order (sparse-conv rulebooks, BN folding in cuDNN-free CPU code)
-
-
-def randomize(model: torch.nn.Module, seed: int) -> None:
-    """Random weights and BatchNorm statistics with about unit gain per layer (uniform, fixed
-    seed): init values or small weights make the outputs nearly constant over the map, which
-    hides layout errors and ties the scores."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if not t.is_floating_point():
-                continue
-            r = torch.rand(t.shape, generator=g)
-            if name.endswith("running_var") or (name.endswith("weight") and t.ndim == 1):
-                t.copy_(0.5 + r)
-            elif t.ndim == 1:  # biases, running means
-                t.copy_((r - 0.5) * 0.4)
-            else:
-                gain = 0.2 if "heatmap" in name else 1.0  # scores not saturated at 1.0 (ties)
-                t.copy_((r - 0.5) * gain * (24.0 / (t.numel() / t.shape[0])) ** 0.5)  # std sqrt(2 / fan_in)
 
 
 def run_kd3d(model):

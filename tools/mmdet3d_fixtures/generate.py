@@ -28,12 +28,16 @@ Runs with one torch thread (spconv's CPU kernels race with more, see :func:`main
 from __future__ import annotations
 
 import copy
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from kd3d.testing.weights import randomize  # noqa: E402  (torch only: importable in the side venv)
+
 FIX = ROOT / "tests" / "fixtures" / "mmdet3d"
 RANGE = [-12.8, -12.8, -5.0, 12.8, 12.8, 3.0]
 WIDTH = 0.125
@@ -122,25 +126,6 @@ def make_points(seed: int = 7) -> np.ndarray:
     xyz = np.clip(xyz, [-12.79, -12.79, -4.99], [12.79, 12.79, 2.99]).astype(np.float32)
     feats = rng.uniform(0, 1, size=(len(xyz), 2)).astype(np.float32)
     return np.concatenate([xyz, feats], axis=1)
-
-
-def randomize(model: torch.nn.Module, seed: int) -> None:
-    """Random weights and BatchNorm statistics with about unit gain per layer (uniform, fixed
-    seed): init values or small weights make the outputs nearly constant over the map, which
-    hides layout errors and ties the scores."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if not t.is_floating_point():
-                continue
-            r = torch.rand(t.shape, generator=g)
-            if name.endswith("running_var") or (name.endswith("weight") and t.ndim == 1):
-                t.copy_(0.5 + r)
-            elif t.ndim == 1:  # biases, running means
-                t.copy_((r - 0.5) * 0.4)
-            else:
-                gain = 0.2 if "heatmap" in name else 1.0  # scores not saturated at 1.0 (ties)
-                t.copy_((r - 0.5) * gain * (24.0 / (t.numel() / t.shape[0])) ** 0.5)  # std sqrt(2 / fan_in)
 
 
 def voxelize(points: np.ndarray, layer: dict):

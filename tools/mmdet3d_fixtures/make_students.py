@@ -5,7 +5,7 @@
 Builds two kd3d students with random weights (fixed seed) -- a plain-encoder voxel
 CenterPoint and an 11-feature pillar CenterPoint, both at width 0.25 and the synthetic scale
 -- and exports each with ``kd3d convert export`` into ``tests/fixtures/mmdet3d/students/``
-(the tests rebuild the same kd3d weights from the seed: :func:`randomize`). Step 2 (``generate.py``, side venv with mmdet3d)
+(the tests rebuild the same kd3d weights from the seed: :func:`kd3d.testing.weights.randomize`). Step 2 (``generate.py``, side venv with mmdet3d)
 loads the exported files in mmdet3d with strict=True and records mmdet3d's outputs.
 """
 from __future__ import annotations
@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-
-import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "fixtures" / "mmdet3d" / "students"
@@ -29,29 +27,11 @@ STUDENTS = {
 }
 
 
-def randomize(model: torch.nn.Module, seed: int) -> None:
-    """Random weights and BatchNorm statistics with about unit gain per layer (uniform, fixed
-    seed): init values or small weights make the outputs nearly constant over the map, which
-    hides layout errors and ties the scores."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if not t.is_floating_point():
-                continue
-            r = torch.rand(t.shape, generator=g)
-            if name.endswith("running_var") or (name.endswith("weight") and t.ndim == 1):
-                t.copy_(0.5 + r)
-            elif t.ndim == 1:  # biases, running means
-                t.copy_((r - 0.5) * 0.4)
-            else:
-                gain = 0.2 if "heatmap" in name else 1.0  # scores not saturated at 1.0 (ties)
-                t.copy_((r - 0.5) * gain * (24.0 / (t.numel() / t.shape[0])) ** 0.5)  # std sqrt(2 / fan_in)
-
-
 def main() -> int:
     sys.path.insert(0, str(ROOT))
     from kd3d.interop.export import export_student
     from kd3d.models.build import ModelConfig, build_model
+    from kd3d.testing.weights import randomize
 
     OUT.mkdir(parents=True, exist_ok=True)
     for i, (kind, cfg) in enumerate(STUDENTS.items()):
