@@ -101,19 +101,11 @@ def append(path: str | Path, record: dict) -> dict:
     return rec
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def claim(lock: str | Path) -> bool:
     """Claim a run: create ``lock`` exclusively (``host pid``). A lock left by a dead process of
     this host is replaced (the caller then resumes the run). False when a live worker holds it."""
+    from kd3d.models.checkpoint import pid_alive  # here: keeps runlog (and bench/report.py) free of torch
+
     lock = Path(lock)
     lock.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(2):
@@ -122,7 +114,7 @@ def claim(lock: str | Path) -> bool:
         except FileExistsError:
             try:
                 host, pid = lock.read_text().split()
-                stale = host == socket.gethostname() and not _pid_alive(int(pid))
+                stale = host == socket.gethostname() and not pid_alive(int(pid))
             except (OSError, ValueError):
                 stale = False  # being written right now, or not ours to judge
             if not stale:

@@ -235,7 +235,8 @@ def prune_checkpoints(work_dir, keep: int, *, owned=None) -> list[Path]:
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (one owned by another user counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -254,7 +255,7 @@ def clean_temp_files(folder) -> list[Path]:
     removed = []
     for p in folder.iterdir():
         m = _TMP_RE.match(p.name)
-        if m and p.is_file() and (int(m.group(1)) == os.getpid() or not _pid_alive(int(m.group(1)))):
+        if m and p.is_file() and (int(m.group(1)) == os.getpid() or not pid_alive(int(m.group(1)))):
             p.unlink(missing_ok=True)
             removed.append(p)
     if removed:
