@@ -40,6 +40,7 @@ from typing import Any, Callable
 import numpy as np
 
 from kd3d.data.infos_parse import InfoFile, entry_kitti, entry_nuscenes, read_infos
+from kd3d.data.kitti import KittiFrames
 from kd3d.data.kitti_format import kitti_cam2lidar, kitti_difficulty
 from kd3d.data.nuscenes import NUSC_CAMERAS, NuScenesDataset, finite_point_rows, load_image, load_lidar_bin
 from kd3d.structures.boxes import Boxes3D
@@ -118,7 +119,7 @@ class NuScenesInfoDataset(NuScenesDataset):
                 f"cameras={len(self.cameras)}, images={self.load_images}, boxes={self.info.box_convention})")
 
 
-class KittiInfoDataset:
+class KittiInfoDataset(KittiFrames):
     """KITTI frames from an mmdet3d info file (module docstring); Samples as
     :class:`~kd3d.data.kitti.KittiDataset` makes them. ``root``: the KITTI folder
     (``data/kitti``); 1.x file names are looked up under ``data_prefix`` (``pts``, ``img``)."""
@@ -141,16 +142,8 @@ class KittiInfoDataset:
         if not self.ids:
             raise ValueError(f"{self.info.path}: no infos")
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @property
-    def tokens(self) -> list[str]:
-        return list(self.ids)
-
     def get_raw(self, idx: int) -> Sample:
-        if not -len(self) <= idx < len(self):
-            raise IndexError(f"index {idx} out of range for {len(self)} frames")
+        self.check_index(idx)
         e = entry_kitti(self.info, idx % len(self), self.root, self.prefix)
         raw = load_lidar_bin(e["lidar_path"], dims=e["num_pts_feats"])
         raw = raw[finite_point_rows(raw, e["lidar_path"])]
@@ -178,10 +171,6 @@ class KittiInfoDataset:
                   "box_meta": box_meta},
         )
         return sample.validate()
-
-    def __getitem__(self, idx: int) -> Sample:
-        sample = self.get_raw(idx)
-        return self.transforms(sample) if self.transforms is not None else sample
 
     def __repr__(self) -> str:
         return f"KittiInfoDataset({self.info.path}, root={self.root}, n={len(self)}, images={self.load_images})"

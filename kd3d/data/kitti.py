@@ -35,7 +35,35 @@ from kd3d.structures.sample import Sample
 __all__ = ["KITTI_SPLITS", "KittiDataset", "kitti_cam2lidar", "kitti_difficulty", "read_kitti_label", "read_split_ids"]
 
 
-class KittiDataset:
+class KittiFrames:
+    """What the KITTI datasets share: frames ``self.ids`` (tokens), ``get_raw(idx)`` (subclass; it
+    calls :meth:`check_index` first) and ``__getitem__`` = ``get_raw`` then ``self.transforms``."""
+
+    ids: list[str]
+    transforms: Callable[[Sample], Sample] | None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def tokens(self) -> list[str]:
+        return list(self.ids)
+
+    def check_index(self, idx: int) -> None:
+        if not -len(self) <= idx < len(self):
+            raise IndexError(f"index {idx} out of range for {len(self)} frames")
+
+    def get_raw(self, idx: int) -> Sample:
+        raise NotImplementedError
+
+    def __getitem__(self, idx: int) -> Sample:
+        sample = self.get_raw(idx)
+        if self.transforms is not None:
+            sample = self.transforms(sample)
+        return sample
+
+
+class KittiDataset(KittiFrames):
     """Map-style KITTI dataset (see module docstring)."""
 
     def __init__(self, root: str | Path, split: str, *, load_images: bool = True,
@@ -53,16 +81,8 @@ class KittiDataset:
             if not (self.folder / sub).is_dir():
                 raise FileNotFoundError(f"KITTI folder missing: {self.folder / sub}")
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @property
-    def tokens(self) -> list[str]:
-        return list(self.ids)
-
     def get_raw(self, idx: int) -> Sample:
-        if not -len(self) <= idx < len(self):
-            raise IndexError(f"index {idx} out of range for {len(self)} frames")
+        self.check_index(idx)
         fid = self.ids[idx]
         bin_path = self.folder / "velodyne" / f"{fid}.bin"
         raw = load_lidar_bin(bin_path, dims=4)
@@ -100,12 +120,6 @@ class KittiDataset:
                   "box_meta": box_meta},
         )
         return sample.validate()
-
-    def __getitem__(self, idx: int) -> Sample:
-        sample = self.get_raw(idx)
-        if self.transforms is not None:
-            sample = self.transforms(sample)
-        return sample
 
     def __repr__(self) -> str:
         return f"KittiDataset({self.root}, {self.split!r}, n={len(self)}, images={self.load_images})"
