@@ -19,8 +19,8 @@ frame, and the training-step overhead of each method (live and cached teacher).
   Anything else (activations, pooling, sorting, voxelisation, NMS) is not counted.
 * **Latency**: forward at batch 1 (eval, no grad), one thread, all models of a suite in one
   process, interleaved repetitions (teacher, student, teacher, ...), median per model.
-* **Step overhead**: ``bench/distill_overhead.py``'s measurement (distilled step / baseline step
-  on the same batches, teacher live and cached).
+* **Step overhead**: distilled step / baseline step on the same batches, teacher live and cached
+  (:func:`step_overhead`; ``bench/distill_overhead.py`` prints the same measurement as a table).
 
 Results are appended as ``kind == "cost"`` records to the results file, which ``bench/report.py``
 reads::
@@ -214,15 +214,38 @@ def interleaved_latency(models: dict[str, nn.Module], inputs: dict[str, list], *
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def _time_steps(module, params, batches, repeats: int) -> float:
+    """Median seconds of one training step (forward, loss, backward, AdamW) of ``module`` over
+    ``repeats`` passes of ``batches``, after one warm-up step."""
+    opt = torch.optim.AdamW([p for p in params if p.requires_grad], lr=1e-4)
+    module.train()
+
+    def step(batch):
+        losses = module(batch)
+        if not isinstance(losses, dict):  # a bare model returns ModelOutput
+            losses = module.loss(losses, batch)
+        total = sum(v for v in losses.values())
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+
+    step(batches[0])  # warm-up (index caches, allocator)
+    times = []
+    for _ in range(repeats):
+        for b in batches:
+            t0 = time.perf_counter()
+            step(b)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def step_overhead(cfg, batches, *, repeats: int) -> dict:
     """Training-step time of ``cfg``'s distilled student vs its student alone on the same
     ``batches``, with the teacher live and read from a filled cache (untrained teacher: the
-    timing does not depend on the weights). bench/distill_overhead.py's measurement, on a built
-    config."""
+    timing does not depend on the weights). ``bench/distill_overhead.py`` prints it per method."""
     import dataclasses
     import tempfile
 
-    from distill_overhead import _time_steps  # bench/distill_overhead.py
     from kd3d.distill.build import build_distiller
     from kd3d.distill.cache import TeacherCache
     from kd3d.models.build import build_model

@@ -8,7 +8,8 @@ teacher cache applies):
 * ``live``      the Distiller (teacher forward under no_grad + student + terms), same step;
 * ``cached``    the Distiller reading the teacher's features from a filled TeacherCache.
 
-Prints milliseconds per step and the ratios live/baseline and cached/baseline. Teachers are
+Prints milliseconds per step and the ratios live/baseline and cached/baseline (the measurement is
+``bench/cost.py``'s :func:`step_overhead`, which also records it for ``bench/report.py``). Teachers are
 randomly initialised (timing does not depend on the weights)::
 
     python3 bench/distill_overhead.py --suite synth-camera --data-root datasets/synth/nuscenes
@@ -16,11 +17,7 @@ randomly initialised (timing does not depend on the weights)::
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,57 +36,16 @@ def _batches(cfg, n: int, batch_size: int):
     return [collate([ds[i] for i in idx[k:k + batch_size]]) for k in range(0, len(idx), batch_size)]
 
 
-def _time_steps(module, params, batches, repeats: int) -> float:
-    import torch
-
-    opt = torch.optim.AdamW([p for p in params if p.requires_grad], lr=1e-4)
-    module.train()
-
-    def step(batch):
-        losses = module(batch)
-        if not isinstance(losses, dict):  # a bare model returns ModelOutput
-            losses = module.loss(losses, batch)
-        total = sum(v for v in losses.values())
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
-
-    step(batches[0])  # warm-up (index caches, allocator)
-    times = []
-    for _ in range(repeats):
-        for b in batches:
-            t0 = time.perf_counter()
-            step(b)
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def measure(config_name: str, *, data_root: str, batches: int, batch_size: int, repeats: int) -> dict:
-    import torch
-
-    from kd3d.distill.build import build_distiller
-    from kd3d.distill.cache import TeacherCache
-    from kd3d.models.build import build_model
+    from cost import step_overhead  # bench/cost.py: the one step-overhead measurement
     from kd3d.engine.config import load_config, override
 
     cfg = load_config(config_name)
     if data_root:
         cfg = override(cfg, {"data.root": data_root})
-    data = _batches(cfg, batches, batch_size)
-    torch.manual_seed(0)
-    student = build_model(cfg.model)
-    base = _time_steps(student, student.parameters(), data, repeats)
-    dcfg = dataclasses.replace(cfg.distill, teacher_checkpoint="", allow_untrained_teacher=True, cache_dir="")
-    torch.manual_seed(0)
-    distiller = build_distiller(dcfg, student=build_model(cfg.model))
-    live = _time_steps(distiller, distiller.parameters(), data, repeats)
-    with tempfile.TemporaryDirectory() as tmp:
-        distiller.teacher_cache = TeacherCache.for_teacher(tmp, distiller.teacher, distiller.terms)
-        for b in data:  # fill once (the first epoch of a cached run)
-            distiller.teacher_cache.fill(distiller.teacher, b)
-        cached = _time_steps(distiller, distiller.parameters(), data, repeats)
-    return {"config": config_name, "baseline_ms": base * 1e3, "live_ms": live * 1e3, "cached_ms": cached * 1e3,
-            "live_ratio": live / base, "cached_ratio": cached / base}
+    r = step_overhead(cfg, _batches(cfg, batches, batch_size), repeats=repeats)
+    return {"config": config_name, "baseline_ms": r["step_ms_baseline"], "live_ms": r["step_ms_live"],
+            "cached_ms": r["step_ms_cached"], "live_ratio": r["overhead_live"], "cached_ratio": r["overhead_cached"]}
 
 
 def main(argv=None) -> int:
