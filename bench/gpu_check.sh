@@ -58,7 +58,8 @@ if [ -n "$WHEELS" ]; then
   export PYTHONPATH="$SITE:$PYTHONPATH"
   echo "installed $(ls "$WHEELS"/*.whl | wc -l) wheels into $SITE"
 fi
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total \
+  --format=csv,noheader || true
 python3 bench/gpu_step.py --check-env --device "$DEVICE"
 
 step "2. kd3d's CUDA tests"

@@ -66,7 +66,8 @@ class _SampleInfo:
         self.token, self.num_key_points = token, num_key_points
 
 
-def lidar_frame(gen: np.random.Generator, *, beams: int, azimuths: int, sweeps: int, boxes: np.ndarray) -> tuple[np.ndarray, int]:
+def lidar_frame(gen: np.random.Generator, *, beams: int, azimuths: int, sweeps: int,
+                boxes: np.ndarray) -> tuple[np.ndarray, int]:
     """((N, 5) float32 ``x y z intensity dt`` in the key frame's LiDAR frame, key sweep first; key-sweep rows).
 
     Each sweep: ``beams`` x ``azimuths`` rays from (0, 0, 0); a ray going down hits the ground plane
@@ -171,7 +172,7 @@ def time_steps(key: str, *, device: torch.device, small: bool, repeats: int, see
         records.append({
             "model": key, "config": config_name, "model_name": model_cfg.name, "batch_size": bs,
             "amp": amp, "points_per_frame": round(sum(len(p) for p in host.points) / bs),
-            "cameras": num_cams, "image_size": list(image_size) if image_size else None,
+            "sweeps": sweeps, "cameras": num_cams, "image_size": list(image_size) if image_size else None,
             "params": sum(p.numel() for p in model.parameters()),
             "step_s": statistics.median(times), "step_s_all": times, "peak_mem_mib": peak,
             "loss": float(loss.detach()),
@@ -279,6 +280,17 @@ def _mentions_cuda_skip(node: ast.AST) -> bool:
     return isinstance(cond, ast.UnaryOp) and isinstance(cond.op, ast.Not) and "cuda" in ast.unparse(cond).lower()
 
 
+def _commit() -> str | None:
+    """The checkout's HEAD, or None where there is no git repository (a copied working tree)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
 def table(records: list[dict]) -> str:
     head = f"{'model':<16} {'batch':>5} {'amp':>5} {'points/frame':>12} {'step s (median)':>16} {'peak MiB':>9}"
     rows = [head, "-" * len(head)]
@@ -323,7 +335,7 @@ def main(argv=None) -> int:
         return 2
     records = [r for k in keys for r in time_steps(k, device=device, small=args.small, repeats=args.repeats)]
     result = {"kind": "gpu_step", "device": str(device), "small": args.small, "repeats": args.repeats,
-              "warmup": 1, "versions": versions(device),
+              "warmup": 1, "versions": versions(device), "commit": _commit(),
               "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "records": records}
     print(f"versions: {json.dumps(result['versions'])}")
     print(table(records))

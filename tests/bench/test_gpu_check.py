@@ -64,6 +64,7 @@ def test_whole_script_cpu_small(tmp_path):
 
     res = json.loads(out.read_text())
     assert (res["kind"], res["device"], res["small"], res["repeats"], res["warmup"]) == ("gpu_step", "cpu", True, 3, 1)
+    assert "commit" in res
     assert set(res["versions"]) == {"python", "torch", "cuda", "gpu", "spconv"}
     assert res["versions"]["torch"] == torch.__version__ and res["versions"]["gpu"] is None
     recs = res["records"]
@@ -76,7 +77,7 @@ def test_whole_script_cpu_small(tmp_path):
         assert r["peak_mem_mib"] is None and r["amp"] == "none"  # no autocast and no CUDA memory on CPU
         assert r["params"] > 0 and r["points_per_frame"] > 0
         camera = r["model"] == "camera_student"
-        assert r["cameras"] == (2 if camera else 0)
+        assert r["cameras"] == (2 if camera else 0) and r["sweeps"] == 2
         assert r["image_size"] == ([128, 224] if camera else None)
     # the table lists every record
     assert sum(line.startswith(("lidar_teacher", "camera_student")) for line in run.stdout.splitlines()) == 4
@@ -124,7 +125,8 @@ def test_cuda_test_finder(tmp_path):
         "tests/sub/test_a.py::test_gpu", "tests/sub/test_a.py::TestK::test_n", "tests/sub/test_b.py::test_x"]
     found = gpu_step.cuda_tests()
     assert not any("test_gpu_check" in t for t in found)  # this file's CPU-only test would recurse
-    assert {"tests/ops/test_spconv.py::test_sparse_conv_cuda_matches_cpu", "tests/ops/test_bev_pool.py::test_cuda_matches_cpu",
+    assert {"tests/ops/test_spconv.py::test_sparse_conv_cuda_matches_cpu",
+            "tests/ops/test_bev_pool.py::test_cuda_matches_cpu",
             "tests/models/test_camera_student.py::test_cuda_matches_cpu"} <= set(found)
 
 
