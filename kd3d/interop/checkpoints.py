@@ -37,28 +37,28 @@ def _check_layout(layout: str) -> None:
         raise ValueError(f"sparse-conv layout must be one of {sorted(SPARSE_LAYOUTS)}, got {layout!r}")
 
 
-def sparse_weight_to_kd3d(w: torch.Tensor, layout: str) -> torch.Tensor:
-    """A sparse-conv kernel in ``layout`` -> kd3d's KRSC (out, kD, kH, kW, in), contiguous."""
+# layout -> permute order that takes it to KRSC, and the inverse order (KRSC -> layout)
+_TO_KRSC = {"RSKC": (3, 0, 1, 2, 4), "RSCK": (4, 0, 1, 2, 3)}
+_FROM_KRSC = {"RSKC": (1, 2, 3, 0, 4), "RSCK": (1, 2, 3, 4, 0)}
+
+
+def _permute_kernel(w: torch.Tensor, layout: str, orders: dict[str, tuple[int, ...]]) -> torch.Tensor:
     _check_layout(layout)
     if w.ndim != 5:
         raise ValueError(f"sparse-conv kernel must have 5 dims (3D conv), got shape {tuple(w.shape)}")
-    if layout == "RSKC":
-        w = w.permute(3, 0, 1, 2, 4)
-    elif layout == "RSCK":
-        w = w.permute(4, 0, 1, 2, 3)
+    if layout in orders:
+        w = w.permute(*orders[layout])
     return w.contiguous()
+
+
+def sparse_weight_to_kd3d(w: torch.Tensor, layout: str) -> torch.Tensor:
+    """A sparse-conv kernel in ``layout`` -> kd3d's KRSC (out, kD, kH, kW, in), contiguous."""
+    return _permute_kernel(w, layout, _TO_KRSC)
 
 
 def sparse_weight_from_kd3d(w: torch.Tensor, layout: str) -> torch.Tensor:
     """Inverse of :func:`sparse_weight_to_kd3d`: KRSC -> ``layout``."""
-    _check_layout(layout)
-    if w.ndim != 5:
-        raise ValueError(f"sparse-conv kernel must have 5 dims (3D conv), got shape {tuple(w.shape)}")
-    if layout == "RSKC":
-        w = w.permute(1, 2, 3, 0, 4)
-    elif layout == "RSCK":
-        w = w.permute(1, 2, 3, 4, 0)
-    return w.contiguous()
+    return _permute_kernel(w, layout, _FROM_KRSC)
 
 
 def sparse_shape_in(layout: str, kernel: Sequence[int], cin: int, cout: int) -> tuple[int, ...]:
