@@ -182,7 +182,7 @@ def finish(code: int) -> int:
     try:
         cleanup()
     except Exception as exc:  # a failed destroy must not turn a finished run into a hang or a traceback
-        print(f"kd3d: destroying the process group failed: {exc}", file=sys.stderr)
+        logging.getLogger(__name__).error("kd3d: destroying the process group failed: %s", exc)
         code = code or 1
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     a = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     n = build_cache_for_config(load_config(a.config, a.set), split=a.split, device=a.device, progress=True)
-    print(f"{n} teacher cache entries written")
+    log.info("%d teacher cache entries written", n)
     return 0
 
 
