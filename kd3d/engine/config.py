@@ -82,8 +82,9 @@ class RuntimeConfig:
     ``amp``: ``"none"``, ``"bf16"`` or ``"fp16"`` (autocast on CUDA only; ignored on CPU).
     ``device``: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     ``threads``: torch intra-op threads per process on CPU, set once at start; 0 (auto) follows
-    ``OMP_NUM_THREADS`` when set, else uses the usable cores per process when there are at least
-    4 and 1 thread below that (:func:`kd3d.engine.dist.configure_cpu_threads` has the measurement).
+    ``OMP_NUM_THREADS`` when set, else the usable cores per process, or 1 thread when the load
+    average at start already fills the cores (a busy machine; the measurement is in
+    :mod:`kd3d.engine.dist`). Set 1 yourself when running several jobs side by side.
     """
 
     work_dir: str = ""

@@ -62,14 +62,13 @@ def init_from_env(device: torch.device) -> bool:
 
 
 # CPU threads: the thread count is chosen once per process (runtime.threads; 0 = auto) instead of
-# torch's default (all physical cores). Measured with bench/threads.py on a 2-core machine that
-# other jobs kept at load 4.6-5.3: a synth/lidar_teacher train step (batch 2) took 20.0 s with 2
-# threads and 4.4 s with 1 (2 threads without the spconv guard: 14.3 s). With fewer than
-# MIN_CORES_FOR_THREADS usable cores per process the gain of a thread team is at most the core
-# count on an idle machine, its loss on a busy one (threads wait on descheduled siblings) several
-# times that, and spconv's CPU kernels run single-threaded anyway (kd3d.ops.spconv), so auto
-# picks 1 thread there and the usable cores per process above it.
-MIN_CORES_FOR_THREADS = 4
+# torch's default. Measured with bench/threads.py (synth/lidar_teacher train step, batch 2) on a
+# 2-core machine: idle (load 1.3), 2 threads 1.55 s and 1 thread 2.55 s (x1.65 slower); kept busy
+# by other jobs (load 4.6-5.3), 2 threads 20.0 s and 1 thread 4.4 s (x4.5 faster). Threads that
+# wait on descheduled siblings cost far more than they gain, so auto gives every process its
+# share of the usable CPUs, and 1 thread when the machine is already busy when the run starts
+# (1-minute load average >= usable CPUs: other jobs occupy them). spconv's CPU gather/scatter
+# runs single-threaded either way (kd3d.ops.spconv; its cost on the idle machine: 1.55 vs 1.56 s).
 
 
 def usable_cpus() -> int:
@@ -80,11 +79,22 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def auto_cpu_threads(local_ranks: int = 1, cpus: int | None = None) -> int:
-    """Threads per process for ``runtime.threads = 0``: usable CPUs // processes on this machine
-    when that is at least :data:`MIN_CORES_FOR_THREADS`, else 1 (see the note above)."""
-    per_rank = (usable_cpus() if cpus is None else int(cpus)) // max(1, int(local_ranks))
-    return per_rank if per_rank >= MIN_CORES_FOR_THREADS else 1
+def load_average() -> float:
+    """The 1-minute load average (0.0 where the platform has none)."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return 0.0
+
+
+def auto_cpu_threads(local_ranks: int = 1, cpus: int | None = None, load: float | None = None) -> int:
+    """Threads per process for ``runtime.threads = 0``: usable CPUs // processes on this machine,
+    or 1 when the load average is already >= the usable CPUs (a busy machine: see the note above)."""
+    cpus = usable_cpus() if cpus is None else int(cpus)
+    load = load_average() if load is None else float(load)
+    if load >= cpus:
+        return 1
+    return max(1, cpus // max(1, int(local_ranks)))
 
 
 def configure_cpu_threads(requested: int, *, local_ranks: int | None = None) -> tuple[int, str]:
@@ -101,8 +111,9 @@ def configure_cpu_threads(requested: int, *, local_ranks: int | None = None) -> 
         n, why = int(os.environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS"
     else:
         ranks = local_ranks if local_ranks is not None else int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        n = auto_cpu_threads(ranks)
-        why = f"auto: {usable_cpus()} usable CPUs, {ranks} process(es) on this machine"
+        cpus, load = usable_cpus(), load_average()
+        n = auto_cpu_threads(ranks, cpus=cpus, load=load)
+        why = f"auto: {cpus} usable CPUs, {ranks} process(es) on this machine, load average {load:.1f}"
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n, why

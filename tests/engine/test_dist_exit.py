@@ -70,12 +70,15 @@ def test_torchrun_training_exits_cleanly(tmp_path, attempt):
 
 
 def test_auto_cpu_threads_rule():
-    # usable CPUs // processes on this machine when >= 4, else 1
-    assert dist.auto_cpu_threads(1, cpus=2) == 1
-    assert dist.auto_cpu_threads(1, cpus=3) == 1
-    assert dist.auto_cpu_threads(1, cpus=4) == 4
-    assert dist.auto_cpu_threads(2, cpus=16) == 8
-    assert dist.auto_cpu_threads(4, cpus=8) == 1
+    # usable CPUs // processes on this machine; 1 when the load average already fills the CPUs
+    assert dist.auto_cpu_threads(1, cpus=2, load=0.3) == 2  # idle 2-core machine: x1.65 faster than 1
+    assert dist.auto_cpu_threads(1, cpus=2, load=1.9) == 2
+    assert dist.auto_cpu_threads(1, cpus=2, load=2.0) == 1  # busy: x4.5 faster than 2 threads
+    assert dist.auto_cpu_threads(1, cpus=2, load=4.6) == 1
+    assert dist.auto_cpu_threads(2, cpus=2, load=0.0) == 1
+    assert dist.auto_cpu_threads(2, cpus=16, load=3.0) == 8
+    assert dist.auto_cpu_threads(4, cpus=8, load=0.0) == 2
+    assert dist.auto_cpu_threads(3, cpus=3, load=0.0) == 1
     assert dist.usable_cpus() == len(os.sched_getaffinity(0))
 
 
@@ -86,8 +89,12 @@ def test_configure_cpu_threads(monkeypatch):
         monkeypatch.setenv("OMP_NUM_THREADS", "2")
         assert dist.configure_cpu_threads(0) == (2, "OMP_NUM_THREADS") and torch.get_num_threads() == 2
         monkeypatch.delenv("OMP_NUM_THREADS")
+        monkeypatch.setattr(dist, "load_average", lambda: 0.0)
         n, why = dist.configure_cpu_threads(0, local_ranks=1)
-        assert n == dist.auto_cpu_threads(1) and why.startswith("auto:") and torch.get_num_threads() == n
+        assert n == dist.usable_cpus() and why.startswith("auto:") and torch.get_num_threads() == n
+        monkeypatch.setattr(dist, "load_average", lambda: 99.0)
+        n, why = dist.configure_cpu_threads(0, local_ranks=1)
+        assert n == 1 and "load average 99.0" in why and torch.get_num_threads() == 1
         for bad in (-1, 1.5, "2", True):
             with pytest.raises(ConfigError, match="runtime.threads: expected an integer >= 0"):
                 dist.configure_cpu_threads(bad)
