@@ -87,8 +87,9 @@ def stage_data(args, out: Path) -> Path:
     ds = NuScenesDataset(root, "v1.0-mini", "mini_train", sweeps=3)
     print(format_summary(summarize(ds, max_samples=8)))
     sample = ds[0]
-    bev = save_png(render_scene(sample, view="both", color_by="height"), out / "scene.png")
-    cams = save_png(render_cameras(sample), out / "cameras.png")
+    names = list(ds.class_names)
+    bev = save_png(render_scene(sample, view="both", color_by="height", class_names=names), out / "scene.png")
+    cams = save_png(render_cameras(sample, class_names=names), out / "cameras.png")
     print(f"pictures: {bev} (BEV + 3D view, GT boxes), {cams} (6 cameras, projected LiDAR and boxes)")
     return root
 
