@@ -27,23 +27,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 from distill import SUITES  # noqa: E402  (bench/distill.py)
 
 
-def _batches(cfg, n: int, batch_size: int):
-    from kd3d.engine.builders import build_dataset
-    from kd3d.structures.sample import collate
-
-    ds = build_dataset(cfg.data, cfg.data.val_split, train=False)
-    idx = list(range(min(len(ds), n * batch_size)))
-    return [collate([ds[i] for i in idx[k:k + batch_size]]) for k in range(0, len(idx), batch_size)]
-
-
 def measure(config_name: str, *, data_root: str, batches: int, batch_size: int, repeats: int) -> dict:
-    from cost import step_overhead  # bench/cost.py: the one step-overhead measurement
+    from cost import _frames, step_overhead  # bench/cost.py: the one step-overhead measurement
     from kd3d.engine.config import load_config, override
 
     cfg = load_config(config_name)
     if data_root:
         cfg = override(cfg, {"data.root": data_root})
-    r = step_overhead(cfg, _batches(cfg, batches, batch_size), repeats=repeats)
+    r = step_overhead(cfg, _frames(cfg, batches * batch_size, batch_size), repeats=repeats)
     return {"config": config_name, "baseline_ms": r["step_ms_baseline"], "live_ms": r["step_ms_live"],
             "cached_ms": r["step_ms_cached"], "live_ratio": r["overhead_live"], "cached_ratio": r["overhead_cached"]}
 
