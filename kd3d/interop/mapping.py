@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from torch import nn
 
 
 def modules_of(state: dict, prefix: str) -> "OrderedDict[str, dict]":
@@ -32,6 +33,12 @@ def modules_of(state: dict, prefix: str) -> "OrderedDict[str, dict]":
 
 def kind(params: dict) -> str:
     return "norm" if "running_mean" in params else "weight"
+
+
+def is_stride1_deconv(mod: nn.Module) -> bool:
+    """A 1x1 stride-1 ``ConvTranspose2d``: kd3d's form of the other toolboxes' 1x1 ``Conv2d`` neck
+    layers (:func:`~kd3d.interop.checkpoints.conv1x1_to_deconv`)."""
+    return isinstance(mod, nn.ConvTranspose2d) and tuple(mod.kernel_size) == (1, 1) and tuple(mod.stride) == (1, 1)
 
 
 def pair_modules(src: "OrderedDict[str, dict]", dst: "OrderedDict[str, dict]", what: str) -> list[tuple[str, str]]:

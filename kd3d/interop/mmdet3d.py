@@ -27,6 +27,7 @@ from kd3d.interop.checkpoints import (
     conv1x1_to_deconv, deconv_to_conv1x1, mmdet3d_sparse_layout, mmdet3d_v0_rot_rows, permute_rows,
     sparse_weight_from_kd3d, sparse_weight_to_kd3d,
 )
+from kd3d.interop.mapping import is_stride1_deconv
 
 MMDET3D_NUSC_CLASSES = ("car", "truck", "construction_vehicle", "bus", "trailer", "barrier", "motorcycle",
                         "bicycle", "pedestrian", "traffic_cone")
@@ -72,11 +73,7 @@ def _module_of(model: nn.Module, key: str) -> nn.Module:
     return model.get_submodule(key.rpartition(".")[0])
 
 
-def _is_stride1_deconv(mod: nn.Module) -> bool:
-    return isinstance(mod, nn.ConvTranspose2d) and tuple(mod.kernel_size) == (1, 1) and tuple(mod.stride) == (1, 1)
-
-
-def _final_rows(key: str, model: nn.Module) -> str | None:
+def _final_rows(key: str) -> str | None:
     """The branch name when ``key`` is the weight/bias of a head branch's final conv, else None."""
     m = re.fullmatch(r"head\.task_heads\.(\d+)\.(\w+)\.(\d+)\.(weight|bias)", key)
     return m[2] if m else None
@@ -126,9 +123,9 @@ def import_state(model: nn.Module, ckpt: dict, *, version: str | None = None, sp
                                  "pass --sparse-layout KRSC|RSKC|RSCK")
             layouts[lay] = layouts.get(lay, 0) + 1
             t = sparse_weight_to_kd3d(t, lay)
-        elif key.endswith(".weight") and _is_stride1_deconv(_module_of(model, key)) and conv_for_no_stride:
+        elif key.endswith(".weight") and is_stride1_deconv(_module_of(model, key)) and conv_for_no_stride:
             t = conv1x1_to_deconv(t)
-        branch = _final_rows(key, model)
+        branch = _final_rows(key)
         if version == "0.x" and branch == "dims":
             t = permute_rows(t, [1, 0, 2])
         elif version == "0.x" and branch == "rot":
@@ -159,7 +156,7 @@ def export_state(model: nn.Module, *, conv_for_no_stride: bool = True) -> tuple[
         if t.ndim == 5 and key.endswith(".weight"):
             t = sparse_weight_from_kd3d(t, "KRSC")
             meta[mod_path] = {"version": 2}
-        elif key.endswith(".weight") and _is_stride1_deconv(_module_of(model, key)) and conv_for_no_stride:
+        elif key.endswith(".weight") and is_stride1_deconv(_module_of(model, key)) and conv_for_no_stride:
             t = deconv_to_conv1x1(t)
         if isinstance(_module_of(model, key), nn.modules.batchnorm._BatchNorm):
             meta[mod_path] = {"version": 2}

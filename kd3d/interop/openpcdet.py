@@ -26,7 +26,7 @@ from collections import OrderedDict
 from torch import nn
 
 from kd3d.interop.checkpoints import conv1x1_to_deconv, infer_sparse_layout, permute_rows, sparse_weight_to_kd3d
-from kd3d.interop.mapping import fold_conv_bias_before_norm, modules_of, pair_modules
+from kd3d.interop.mapping import fold_conv_bias_before_norm, is_stride1_deconv, modules_of, pair_modules
 
 HEAD_NAMES = {"offset": "center", "z": "center_z", "dims": "dim", "rot": "rot", "vel": "vel", "heatmap": "hm"}
 
@@ -66,12 +66,14 @@ def import_state(model: nn.Module, ckpt: dict, *, sparse_layout: str | None = No
     sd = fold_conv_bias_before_norm(sd, "", keep_bias=lambda m: False)
     folded = n_bias - sum(1 for k in sd if k.endswith(".bias"))
     dst = model.state_dict()
-    pairs = []
+    pairs, src_params, dst_params = [], {}, {}  # module path -> {param name: tensor}
     for sp, dp in sections(model, sd):
         src_mods, dst_mods = modules_of(sd, sp), modules_of(dst, dp)
         if not src_mods:
             raise ValueError(f"{source}: no OpenPCDet keys under {sp!r}: not a CenterPoint of this layout")
         pairs += pair_modules(src_mods, dst_mods, f"{source} [{sp} -> {dp}]")
+        src_params.update(src_mods)
+        dst_params.update(dst_mods)
     # sparse layout: given, or proven by the asymmetric kernels
     convs = [(f"{s}.weight", tuple(sd[f"{s}.weight"].shape), dst[f"{d}.weight"].shape[1:4],
               dst[f"{d}.weight"].shape[4], dst[f"{d}.weight"].shape[0])
@@ -80,8 +82,7 @@ def import_state(model: nn.Module, ckpt: dict, *, sparse_layout: str | None = No
     final_rot = {f"head.task_heads.{t}.rot.{len(b['rot']) - 1}" for t, b in enumerate(model.head.task_heads)}
     out, used = OrderedDict(), set()
     for s, d in pairs:
-        src_p = {k[len(s) + 1:]: v for k, v in sd.items() if k.rpartition(".")[0] == s}
-        dst_p = {k[len(d) + 1:]: v for k, v in dst.items() if k.rpartition(".")[0] == d}
+        src_p, dst_p = src_params[s], dst_params[d]
         if set(src_p) != set(dst_p):
             raise ValueError(f"{source}: {s} has {sorted(src_p)}, kd3d {d} has {sorted(dst_p)}")
         mod = model.get_submodule(d)
@@ -89,8 +90,7 @@ def import_state(model: nn.Module, ckpt: dict, *, sparse_layout: str | None = No
             t = t.detach().clone()
             if name == "weight" and t.ndim == 5:
                 t = sparse_weight_to_kd3d(t, layout)
-            elif (name == "weight" and conv_for_no_stride and isinstance(mod, nn.ConvTranspose2d)
-                  and tuple(mod.kernel_size) == (1, 1) and tuple(mod.stride) == (1, 1)):
+            elif name == "weight" and conv_for_no_stride and is_stride1_deconv(mod):
                 t = conv1x1_to_deconv(t)
             if d in final_rot:
                 t = permute_rows(t, [1, 0])  # (cos, sin) -> (sin, cos)
