@@ -1,5 +1,6 @@
 """DistillBEV: region masks on a two-box scene, attention, size-adaptive weights, spatial term."""
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -78,6 +79,25 @@ def test_fp_region_keeps_gt_heatmap_radius_two():
     old = distillbev_regions(boxes, GRID, score, gt_min_radius=1)
     assert old["fp"][3, 3] and old["n_fp"] == 2
     assert not new["fp"][3, 3] and new["fp"][2, 5] and new["n_fp"] == 1 and new["bg"][3, 3]
+
+
+def test_map_hook_uses_the_terms_gt_min_radius():
+    """The visualisation hook draws the FP region the term computes: with gt_min_radius=1 the
+    diagonal neighbour of the 1 x 1 m box's centre is FP (region 2), with the default 2 it is not."""
+    from kd3d.distill.distiller import DistillTerm
+    from kd3d.distill.methods import METHODS, MapContext
+    from kd3d.models.base import ModelOutput
+
+    boxes = torch.tensor([box(2.5, 2.5, 1.0, 1.0)])
+    score = torch.zeros(8, 8)
+    score[3, 3] = 0.5
+    heat = torch.logit(score.clamp(1e-6, 1 - 1e-6))[None, None]
+    for radius, fp in ((1, True), (2, False)):
+        term = DistillTerm("distillbev/feat_bev", "bev", "bev", DistillBEVFeatureLoss(gt_min_radius=radius))
+        ctx = MapContext(batch=SimpleNamespace(gt_boxes=[boxes]), batch_index=0, grid=GRID,
+                         teacher_out=ModelOutput(feats={"heatmap": heat}), terms=(term,))
+        regions = METHODS["distillbev"].maps(ctx).maps["distillbev/regions (0 bg, 1 fg, 2 fp)"]
+        assert (int(regions[3, 3]) == 2) is fp
 
 
 def test_fp_term_teacher_channel_attention():

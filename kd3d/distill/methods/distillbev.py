@@ -211,7 +211,8 @@ def distillbev_maps(ctx):
         if score.shape[-2:] != ctx.grid.shape:
             score = F.interpolate(score, size=ctx.grid.shape, mode="bilinear", align_corners=False)
         score = score[0, 0]
-    r = distillbev_regions(ctx.boxes(), ctx.grid, score, fp_thresh=loss.fp_thresh, gt_min_overlap=loss.gt_min_overlap)
+    r = distillbev_regions(ctx.boxes(), ctx.grid, score, fp_thresh=loss.fp_thresh, gt_min_overlap=loss.gt_min_overlap,
+                           gt_min_radius=loss.gt_min_radius)
     maps = {"distillbev/regions (0 bg, 1 fg, 2 fp)": r["fg"].long() + 2 * r["fp"].long(),
             "distillbev/fg scale": r["fg_scale"]}
     t, s = ctx.teacher_feat, ctx.student_feat
