@@ -20,10 +20,6 @@ _DIMS = {"Car": (1.5, 1.6, 3.9), "Van": (2.2, 1.9, 5.0), "Pedestrian": (1.75, 0.
          "Misc": (1.5, 1.5, 3.0), "DontCare": (-1, -1, -1)}
 
 
-def _line(typ, trunc, occ, alpha, bbox, dims, loc, ry, score=None) -> str:
-    return format_label_line(typ, trunc, occ, alpha, bbox, dims, loc, ry, score)
-
-
 def _object(rng, typ):
     if typ == "DontCare":
         x1, y1 = rng.uniform(0, 1100), rng.uniform(100, 300)
@@ -82,10 +78,11 @@ def write_kitti_case(out_dir, frames: int, seed: int = 0, objects: int = 8, p_de
             d["score"] = round(float(rng.uniform(0.0, 0.7)), 2)
             dets.append(d)
         (gt_dir / f"{fid}.txt").write_text("".join(
-            _line(o["typ"], o["trunc"], o["occ"], o["alpha"], o["bbox"], o["dims"], o["loc"], o["ry"]) + "\n"
+            format_label_line(o["typ"], o["trunc"], o["occ"], o["alpha"], o["bbox"], o["dims"], o["loc"],
+                              o["ry"]) + "\n"
             for o in gts))
         (res_dir / f"{fid}.txt").write_text("".join(
-            _line(d["typ"], -1, -1, d["alpha"], d["bbox"], d["dims"], d["loc"], d["ry"], d["score"]) + "\n"
+            format_label_line(d["typ"], -1, -1, d["alpha"], d["bbox"], d["dims"], d["loc"], d["ry"], d["score"]) + "\n"
             for d in dets))
     split = out / "val.txt"
     write_split_file(split, ids)
