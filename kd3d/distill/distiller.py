@@ -210,16 +210,25 @@ class Distiller(nn.Module):
         losses.update(distill)
         return losses, student_out, teacher_out
 
+    def context(self, batch, student_out: ModelOutput, teacher_out: ModelOutput) -> DistillContext:
+        """The :class:`DistillContext` the terms' losses see for ``batch``."""
+        return DistillContext(batch=batch, student_out=student_out, teacher_out=teacher_out,
+                              student_grid=self.student_grid, teacher_grid=self.teacher_grid)
+
+    def term_inputs(self, term: DistillTerm, student_out: ModelOutput, teacher_out: ModelOutput) -> tuple:
+        """``(student value after the term's adapter, teacher value)``: what ``term.loss`` reads."""
+        s = _fetch(student_out, term.student_key, "student")
+        t = _fetch(teacher_out, term.teacher_key, "teacher")
+        if term.adapter is not None:
+            s = self.adapters[term.adapter](s)
+        return s, t
+
     def distill_losses(self, student_out: ModelOutput, teacher_out: ModelOutput, batch) -> dict[str, torch.Tensor]:
         """Weighted ``distill/<name>`` losses from already computed outputs."""
-        ctx = DistillContext(batch=batch, student_out=student_out, teacher_out=teacher_out,
-                             student_grid=self.student_grid, teacher_grid=self.teacher_grid)
+        ctx = self.context(batch, student_out, teacher_out)
         losses = {}
         for term in self.terms:
-            s = _fetch(student_out, term.student_key, "student")
-            t = _fetch(teacher_out, term.teacher_key, "teacher")
-            if term.adapter is not None:
-                s = self.adapters[term.adapter](s)
+            s, t = self.term_inputs(term, student_out, teacher_out)
             losses[f"distill/{term.name}"] = term.loss(s, t, ctx) * term.weight
         return losses
 

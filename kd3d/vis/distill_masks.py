@@ -120,7 +120,6 @@ def distiller_maps(distiller, batch, *, term: str | None = None, batch_index: in
     arguments of ``render_distill_maps`` plus ``term`` (None without a dense pair).
     """
     from kd3d.distill.adapters import grid_for_map
-    from kd3d.distill.distiller import DistillContext, _fetch
 
     was_training = distiller.training
     distiller.eval()
@@ -131,8 +130,7 @@ def distiller_maps(distiller, batch, *, term: str | None = None, batch_index: in
         distiller.train(was_training)
 
     def inputs(t):
-        s = _fetch(s_out, t.student_key, "student")
-        return (distiller.adapters[t.adapter](s) if t.adapter is not None else s), _fetch(t_out, t.teacher_key, "teacher")
+        return distiller.term_inputs(t, s_out, t_out)
 
     def dense(t):
         return all(isinstance(k, str) and torch.is_tensor(o.feats.get(k)) and o.feats[k].dim() == 4
@@ -154,8 +152,7 @@ def distiller_maps(distiller, batch, *, term: str | None = None, batch_index: in
     grid = grid_for_map(base, t.shape) if base is not None and t is not None else base
     if grid is None:
         grid = _fallback_grid(distiller.teacher if distiller.teacher is not None else distiller.student)
-    dctx = DistillContext(batch=batch, student_out=s_out, teacher_out=t_out, student_grid=distiller.student_grid,
-                          teacher_grid=distiller.teacher_grid)
+    dctx = distiller.context(batch, s_out, t_out)
     methods: dict[str, list] = {}
     for x in distiller.terms:
         if x.method is not None and x.method in METHODS:
