@@ -216,10 +216,10 @@ def unidistill_maps(ctx):
     c = boxes[:, :2]
     keep = (c[:, 0] >= g.xmin) & (c[:, 0] < g.xmax) & (c[:, 1] >= g.ymin) & (c[:, 1] < g.ymax)
     kp = box_keypoints(boxes[keep]).reshape(-1, 2)
-    if getattr(feat, "swap_keypoint_xy", False):
+    if feat.swap_keypoint_xy:
         kp = swap_keypoints_xy(kp, g)
     weight = batch_gaussian_heatmaps([boxes], g, min_overlap=resp.min_overlap,
-                                     min_radius=getattr(resp, "min_radius", 1))[0, 0]
+                                     min_radius=resp.min_radius)[0, 0]
     return MethodMaps({"unidistill/keypoint reads": keypoint_read_weights(kp, g), "unidistill/response weight": weight},
                       keypoints=kp, overlay="9 keypoints per box")
 
