@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from kd3d.models.base import ModelOutput
-from kd3d.models.checkpoint import load_weights, resolve_checkpoint, state_dict_from
+from kd3d.models.checkpoint import load_weights, state_dict_from
 
 
 @dataclass(frozen=True)
@@ -249,8 +249,7 @@ class Distiller(nn.Module):
         fingerprint of the teacher's weights instead of the weights."""
         if self.teacher is None:
             raise ValueError("Distiller has no teacher model to load into")
-        path = resolve_checkpoint(path)
-        load_checkpoint_into(self.teacher, path, strict=strict)
+        path, _ = load_weights(self.teacher, path, strict=strict)
         self.teacher_checkpoint = str(path)  # recorded in training checkpoints instead of the weights
         self.teacher.requires_grad_(False)
         self.teacher.eval()
