@@ -297,7 +297,8 @@ def entry_nuscenes(info: InfoFile, i: int, root: Path, *, with_paths: bool = Tru
                    "dt": t_key - 1e-6 * float(w.sub(f"sweeps[{j}]").get(sw, "timestamp")),
                    "sweep2lidar": s2l(sw, f"sweeps[{j}]")}
                   for j, sw in enumerate(w.get(d, "sweeps", []))]
-        cams = {chan: {"path": str(res(w.get(c, "data_path"), f"samples/{chan}", f"cams.{chan}.data_path", False)),
+        cams = {chan: {"path": str(res(w.sub(f"cams.{chan}").get(c, "data_path"), f"samples/{chan}",
+                                       f"cams.{chan}.data_path", False)),
                        "intrinsics": w.sub(f"cams.{chan}").mat(c, "cam_intrinsic", ((3, 3),)),
                        "cam2lidar": s2l(c, f"cams.{chan}"),
                        "timestamp": 1e-6 * float(c.get("timestamp", 0))}
@@ -334,7 +335,8 @@ def entry_kitti(info: InfoFile, i: int, root: Path, prefix: dict, *, with_paths:
         lidar = resolve_path(root, w.get(d, "lidar_points.lidar_path"), prefix["pts"], w, "lidar_points.lidar_path")
         nfeat = int(w.get(d, "lidar_points.num_pts_feats", 4))
         cam2 = w.get(d, "images.CAM2")
-        img = resolve_path(root, w.get(cam2, "img_path"), prefix["img"], w, "images.CAM2.img_path", check=False)
+        img = resolve_path(root, w.sub("images.CAM2").get(cam2, "img_path"), prefix["img"], w, "images.CAM2.img_path",
+                           check=False)
         shape = (cam2.get("height"), cam2.get("width"))
         p = {k: w.mat(d, f"images.CAM{k[1]}.cam2img", ((3, 4), (4, 4)), np.eye(3, 4))[:3] for k in ("P0", "P1", "P3")}
         p2 = w.mat(d, "images.CAM2.cam2img", ((3, 4), (4, 4)))[:3]

@@ -174,6 +174,12 @@ def test_malformed_info_files_name_file_and_field(tmp_path, synth_nuscenes):
     bad["data_list"][0] = {**good["data_list"][0], "instances": [inst]}
     with pytest.raises(ValueError, match=r"field 'instances\[0\].bbox_3d': expected 7 or 9 numbers"):
         info_dataset(_write(tmp_path, bad), root)
+    old = load_pkl(write_nuscenes_infos(root, synth_nuscenes["version"], tmp_path / "old.pkl", layout="0.x"))
+    cams = {k: dict(v) for k, v in old["infos"][0]["cams"].items()}
+    del cams["CAM_BACK"]["data_path"]
+    bad = {**old, "infos": [{**old["infos"][0], "cams": cams}]}
+    with pytest.raises(ValueError, match=r"info 0 field 'cams.CAM_BACK.data_path': expected a value \(missing\)"):
+        info_dataset(_write(tmp_path, bad), root)
     with pytest.raises(ValueError, match=r"bad.pkl: field 'metainfo.categories'"):
         read_infos(_write(tmp_path, {"data_list": [], "metainfo": {}}))
     with pytest.raises(ValueError, match=r"bad.pkl: expected an mmdet3d info file"):
