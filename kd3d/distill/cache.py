@@ -194,7 +194,7 @@ class TeacherCache:
         if region_margin is not None and bev_grid is None:
             raise ValueError("TeacherCache: region_margin needs the teacher's bev_grid")
         self.specs = {k: specs[k] for k in keys if k in specs} if specs is not None else None
-        kinds = None if self.specs is None else {k: v.kind for k, v in self.specs.items()}
+        kinds = self.kinds
         self.region_margin = region_margin
         fingerprint = fingerprint if region_margin is None else f"{fingerprint}|region{float(region_margin)}"
         self.root = Path(root)
@@ -220,6 +220,11 @@ class TeacherCache:
         return cls(root, fingerprint=fingerprint(teacher, terms), keys=required_teacher_keys(terms),
                    specs=model_specs(teacher), bev_grid=getattr(teacher, "bev_grid", None), **kw)
 
+    @property
+    def kinds(self) -> dict | None:
+        """key -> spec kind of the stored features (None without specs); recorded in the manifest."""
+        return None if self.specs is None else {k: v.kind for k, v in self.specs.items()}
+
     # ------------------------------------------------------------- manifest
     def _read_manifest(self):
         path = self.root / "manifest.json"
@@ -233,8 +238,7 @@ class TeacherCache:
     def _write_manifest(self) -> None:
         self.entries.mkdir(parents=True, exist_ok=True)
         g = self.bev_grid
-        kinds = None if self.specs is None else {k: v.kind for k, v in self.specs.items()}
-        data = {"format": FORMAT, "fingerprint": self.fingerprint, "keys": self.keys, "kinds": kinds,
+        data = {"format": FORMAT, "fingerprint": self.fingerprint, "keys": self.keys, "kinds": self.kinds,
                 "bev_grid": None if g is None else [g.xmin, g.ymin, g.xmax, g.ymax, g.dx, g.dy]}
         self._atomic_write(self.root / "manifest.json", lambda f: f.write(json.dumps(data, indent=1).encode()))
 
