@@ -77,14 +77,13 @@ class _Where:
         return a
 
     def vec(self, d: dict, field: str, n: int) -> np.ndarray:
-        name = field
         v = self.get(d, field)
         try:
             a = np.asarray(v, np.float64).reshape(-1)
         except (TypeError, ValueError):
-            raise self.err(name, f"{n} numbers", v) from None
+            raise self.err(field, f"{n} numbers", v) from None
         if a.shape != (n,):
-            raise self.err(name, f"{n} numbers", f"{a.size} numbers")
+            raise self.err(field, f"{n} numbers", f"{a.size} numbers")
         return a
 
     def rows(self, d: dict, field: str, width: int | tuple, n: int | None = None) -> np.ndarray:
