@@ -41,7 +41,6 @@ import numpy as np
 
 from kd3d.data.infos_parse import InfoFile, entry_kitti, entry_nuscenes, read_infos
 from kd3d.data.kitti import KittiFrames
-from kd3d.data.kitti_format import kitti_cam2lidar, kitti_difficulty
 from kd3d.data.nuscenes import NUSC_CAMERAS, NuScenesDataset, finite_point_rows, load_image, load_lidar_bin
 from kd3d.structures.boxes import Boxes3D
 from kd3d.structures.classes import KITTI_CLASSES, NUSC_DET_CLASSES
@@ -149,28 +148,10 @@ class KittiInfoDataset(KittiFrames):
         raw = raw[finite_point_rows(raw, e["lidar_path"])]
         points = np.zeros((len(raw), 5), np.float32)
         points[:, :4] = raw[:, :4]
-        calib = e["calib"]
-        k, c2l = kitti_cam2lidar(calib)
         images = load_image(e["img_path"])[None] if self.load_images else None
         image_shape = images.shape[1:3] if images is not None else e["image_shape"]
-        a = e["anns"]
-        keep = np.isin(a["name"], self.class_names)
-        boxes = Boxes3D.from_kitti(a["location"][keep], a["dimensions"][keep], a["rotation_y"][keep], calib)
-        labels = np.array([self.class_names.index(n) for n in a["name"][keep]], np.int64)
-        bbox = a["bbox"][keep]
-        box_meta = {"name": a["name"][keep], "truncation": a["truncation"][keep], "occlusion": a["occlusion"][keep],
-                    "alpha": a["alpha"][keep], "bbox": bbox, "num_lidar_pts": a["num_lidar_pts"][keep],
-                    "difficulty": kitti_difficulty(bbox[:, 3] - bbox[:, 1], a["occlusion"][keep],
-                                                   a["truncation"][keep])}
-        npts = boxes.points_in_boxes(points).sum(axis=0).astype(np.int64) if len(boxes) else np.zeros(0, np.int64)
-        sample = Sample(
-            token=e["token"], points=points, num_key_points=len(points), gt_boxes=boxes, gt_labels=labels,
-            gt_attrs=np.full(len(boxes), -1, np.int64), gt_num_points=npts, images=images, cam_names=["CAM2"],
-            cam_intrinsics=k[None], cam2lidar=c2l[None], img_aug=np.eye(3)[None],
-            meta={"dataset": "kitti", "frame_id": e["token"], "calib": calib, "image_shape": image_shape,
-                  "box_meta": box_meta},
-        )
-        return sample.validate()
+        return self.make_sample(e["token"], points, e["calib"], images, image_shape, e["anns"],
+                                extra=("num_lidar_pts",))
 
     def __repr__(self) -> str:
         return f"KittiInfoDataset({self.info.path}, root={self.root}, n={len(self)}, images={self.load_images})"

@@ -37,10 +37,39 @@ __all__ = ["KITTI_SPLITS", "KittiDataset", "kitti_cam2lidar", "kitti_difficulty"
 
 class KittiFrames:
     """What the KITTI datasets share: frames ``self.ids`` (tokens), ``get_raw(idx)`` (subclass; it
-    calls :meth:`check_index` first) and ``__getitem__`` = ``get_raw`` then ``self.transforms``."""
+    calls :meth:`check_index` first and builds the Sample with :meth:`make_sample`) and
+    ``__getitem__`` = ``get_raw`` then ``self.transforms``."""
 
     ids: list[str]
     transforms: Callable[[Sample], Sample] | None
+    class_names: tuple[str, ...]
+
+    def make_sample(self, token: str, points: np.ndarray, calib, images, image_shape, lab: dict | None,
+                    extra: tuple[str, ...] = ()) -> Sample:
+        """The Sample of one frame (module docstring). ``points``: (N, 5) velodyne frame; ``lab``:
+        label-file arrays (:func:`read_kitti_label` keys), None for a frame without labels; the
+        ``extra`` keys of ``lab`` are carried into ``box_meta`` too."""
+        k, c2l = kitti_cam2lidar(calib)
+        boxes, labels = Boxes3D(), np.zeros(0, np.int64)
+        box_meta = {"name": np.zeros(0, str), "truncation": np.zeros(0), "occlusion": np.zeros(0, np.int64),
+                    "alpha": np.zeros(0), "bbox": np.zeros((0, 4)), "difficulty": np.zeros(0, np.int64)}
+        if lab is not None:
+            keep = np.isin(lab["name"], self.class_names)
+            boxes = Boxes3D.from_kitti(lab["location"][keep], lab["dimensions"][keep], lab["rotation_y"][keep], calib)
+            labels = np.array([self.class_names.index(n) for n in lab["name"][keep]], np.int64)
+            box_meta = {key: lab[key][keep] for key in ("name", "truncation", "occlusion", "alpha", "bbox") + extra}
+            bbox = box_meta["bbox"]
+            box_meta["difficulty"] = kitti_difficulty(bbox[:, 3] - bbox[:, 1], box_meta["occlusion"],
+                                                      box_meta["truncation"])
+        npts = boxes.points_in_boxes(points).sum(axis=0).astype(np.int64) if len(boxes) else np.zeros(0, np.int64)
+        sample = Sample(
+            token=token, points=points, num_key_points=len(points), gt_boxes=boxes, gt_labels=labels,
+            gt_attrs=np.full(len(boxes), -1, np.int64), gt_num_points=npts, images=images, cam_names=["CAM2"],
+            cam_intrinsics=k[None], cam2lidar=c2l[None], img_aug=np.eye(3)[None],
+            meta={"dataset": "kitti", "frame_id": token, "calib": calib, "image_shape": image_shape,
+                  "box_meta": box_meta},
+        )
+        return sample.validate()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -89,7 +118,6 @@ class KittiDataset(KittiFrames):
         raw = raw[finite_point_rows(raw, bin_path)]
         points = np.concatenate([raw, np.zeros((len(raw), 1), np.float32)], axis=1)
         calib = read_calib(self.folder / "calib", fid)
-        k, c2l = kitti_cam2lidar(calib)
         images = None
         img_path = self.folder / "image_2" / f"{fid}.png"
         if self.load_images:
@@ -97,29 +125,8 @@ class KittiDataset(KittiFrames):
             image_shape = images.shape[1:3]
         else:
             image_shape = _image_shape(img_path)
-        boxes, labels = Boxes3D(), np.zeros(0, np.int64)
-        box_meta = {"name": np.zeros(0, str), "truncation": np.zeros(0), "occlusion": np.zeros(0, np.int64),
-                    "alpha": np.zeros(0), "bbox": np.zeros((0, 4)), "difficulty": np.zeros(0, np.int64)}
-        if self.has_labels:
-            lab = read_kitti_label(self.folder / "label_2" / f"{fid}.txt")
-            keep = np.isin(lab["name"], self.class_names)
-            boxes = Boxes3D.from_kitti(lab["location"][keep], lab["dimensions"][keep], lab["rotation_y"][keep], calib)
-            labels = np.array([self.class_names.index(n) for n in lab["name"][keep]], np.int64)
-            bbox = lab["bbox"][keep]
-            box_meta = {
-                "name": lab["name"][keep], "truncation": lab["truncation"][keep], "occlusion": lab["occlusion"][keep],
-                "alpha": lab["alpha"][keep], "bbox": bbox,
-                "difficulty": kitti_difficulty(bbox[:, 3] - bbox[:, 1], lab["occlusion"][keep], lab["truncation"][keep]),
-            }
-        npts = boxes.points_in_boxes(points).sum(axis=0).astype(np.int64) if len(boxes) else np.zeros(0, np.int64)
-        sample = Sample(
-            token=fid, points=points, num_key_points=len(points), gt_boxes=boxes, gt_labels=labels,
-            gt_attrs=np.full(len(boxes), -1, np.int64), gt_num_points=npts, images=images, cam_names=["CAM2"],
-            cam_intrinsics=k[None], cam2lidar=c2l[None], img_aug=np.eye(3)[None],
-            meta={"dataset": "kitti", "frame_id": fid, "calib": calib, "image_shape": image_shape,
-                  "box_meta": box_meta},
-        )
-        return sample.validate()
+        lab = read_kitti_label(self.folder / "label_2" / f"{fid}.txt") if self.has_labels else None
+        return self.make_sample(fid, points, calib, images, image_shape, lab)
 
     def __repr__(self) -> str:
         return f"KittiDataset({self.root}, {self.split!r}, n={len(self)}, images={self.load_images})"
