@@ -14,6 +14,17 @@ from pathlib import Path
 _LOGGER_NAME = "kd3d"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler on ``sys.stderr`` as it was when the handler was made; once that stream is
+    closed (a replaced ``sys.stderr``, e.g. a test's captured stream, that has been closed since),
+    records go to the process's own stderr instead of failing with "I/O operation on closed file"."""
+
+    def emit(self, record):
+        if getattr(self.stream, "closed", False) and sys.__stderr__ is not None:
+            self.stream = sys.__stderr__  # (setStream would flush the closed stream first)
+        super().emit(record)
+
+
 def get_logger(work_dir: str | Path | None = None, main: bool = True) -> logging.Logger:
     """The ``kd3d`` logger: INFO to stderr on rank 0 (WARNING elsewhere), and to
     ``work_dir/train.log`` when given."""
@@ -21,7 +32,7 @@ def get_logger(work_dir: str | Path | None = None, main: bool = True) -> logging
     logger.setLevel(logging.INFO if main else logging.WARNING)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
     if not any(getattr(h, "_kd3d_stream", False) for h in logger.handlers):
-        h = logging.StreamHandler(sys.stderr)
+        h = _StderrHandler(sys.stderr)
         h.setFormatter(fmt)
         h._kd3d_stream = True
         logger.addHandler(h)
