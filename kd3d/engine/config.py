@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kd3d.distill.config import DistillConfig
+from kd3d.engine.config_files import configs_dir, load_module, resolve_config
 from kd3d.errors import ConfigError
 from kd3d.models.build import ModelConfig
 
@@ -127,19 +128,10 @@ class ExperimentConfig:
 
 
 # --------------------------------------------------------------------------- loading
-def configs_dir() -> Path:
-    """The shipped configs' folder (see :mod:`kd3d.engine.config_files`)."""
-    from kd3d.engine.config_files import configs_dir as _dir
-
-    return _dir()
-
-
 def load_config(spec: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     """Load a config by name (``synth/lidar_teacher``, looked up in :func:`configs_dir` only,
     never in the current directory) or by file path (``.py``, or a run's saved ``config.json``),
     then apply ``--set`` overrides."""
-    from kd3d.engine.config_files import load_module, resolve_config
-
     path = resolve_config(spec)
     if path.suffix == ".json":
         try:
@@ -155,8 +147,6 @@ def load_config(spec: str | Path, overrides: list[str] | None = None) -> Experim
 def load_base(name: str) -> ExperimentConfig:
     """The config a variant starts from, by name: ``LIDAR = load_base("synth/lidar_teacher")``.
     Use :func:`load_base_module` for the base file's other module-level names (``POINT_RANGE``)."""
-    from kd3d.engine.config_files import load_module
-
     return _config_of_module(load_module(name))
 
 
@@ -176,8 +166,6 @@ def _config_of_module(module) -> ExperimentConfig:
 
 def load_base_module(name: str):
     """The executed module of a config file, by name (its constants: ``.POINT_RANGE``, ...)."""
-    from kd3d.engine.config_files import load_module
-
     return load_module(name)
 
 
