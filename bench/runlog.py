@@ -112,14 +112,21 @@ def claim(lock: str | Path) -> bool:
         try:
             fd = os.open(str(lock), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
+            # judge and remove under a lock on the folder: two workers that both found the same
+            # stale lock must not both remove it (the second would remove the first one's new claim)
+            dir_fd = os.open(str(lock.parent), os.O_RDONLY)
             try:
-                host, pid = lock.read_text().split()
-                stale = host == socket.gethostname() and not pid_alive(int(pid))
-            except (OSError, ValueError):
-                stale = False  # being written right now, or not ours to judge
-            if not stale:
-                return False
-            lock.unlink(missing_ok=True)
+                fcntl.flock(dir_fd, fcntl.LOCK_EX)
+                try:
+                    host, pid = lock.read_text().split()
+                    stale = host == socket.gethostname() and not pid_alive(int(pid))
+                except (OSError, ValueError):
+                    stale = False  # being written right now, just removed, or not ours to judge
+                if not stale:
+                    return False
+                lock.unlink(missing_ok=True)
+            finally:
+                os.close(dir_fd)  # releases the flock
             continue
         os.write(fd, f"{socket.gethostname()} {os.getpid()}".encode())
         os.close(fd)
