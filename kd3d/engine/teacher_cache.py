@@ -17,7 +17,7 @@ def build_cache_for_config(cfg: ExperimentConfig, *, split: str | None = None, d
     """Pre-compute the teacher cache of an experiment config (``cfg.distill.cache_dir``) over
     ``split`` (default the train split, with the train-time dataset settings, which must be
     deterministic). Returns the number of entries written; training then replays them."""
-    from kd3d.distill.build import build_teacher
+    from kd3d.distill.build import build_teacher, teacher_checkpoint_file
     from kd3d.distill.cache import TeacherCache
     from kd3d.distill.distiller import load_checkpoint_into
     from kd3d.distill.specs import build_terms_for_models
@@ -31,7 +31,9 @@ def build_cache_for_config(cfg: ExperimentConfig, *, split: str | None = None, d
     if not dc.teacher_checkpoint:
         raise ConfigError("distill.teacher_checkpoint is empty: the cache needs a trained teacher")
     teacher = build_teacher(dc)
-    load_checkpoint_into(teacher, dc.teacher_checkpoint)
+    path = teacher_checkpoint_file(dc.teacher_checkpoint)
+    load_checkpoint_into(teacher, path)
+    log.info("teacher %s: loaded weights from %s", dc.teacher_model, path)
     terms, _ = build_terms_for_models(dc.method, dc.method_kwargs, student=build_model(cfg.model), teacher=teacher)
     cache = TeacherCache.for_teacher(dc.cache_dir, teacher, terms, region_margin=dc.cache_region_margin)
     teacher.to(device).eval()

@@ -87,3 +87,15 @@ def test_engine_sets_step_for_distill_warmup(teacher_dir, tmp_path):
     trainer.fit()
     assert trainer.module.step == 2  # set before the third (last) step
     assert trainer.module.last_distill_scale <= 0.3 + 1e-9
+
+
+def test_cache_builder_names_a_missing_teacher_like_training(tmp_path):
+    """The cache builder resolves distill.teacher_checkpoint with the training path rule and says
+    which field and absolute path it read."""
+    from kd3d.engine.teacher_cache import build_cache_for_config
+    from kd3d.models.checkpoint import CheckpointNotFoundError
+
+    cfg = _quiet(load_config(toy_config_path("distill_fitnet")),
+                 **{"distill.teacher_checkpoint": str(tmp_path / "nowhere"), "distill.cache_dir": str(tmp_path / "c")})
+    with pytest.raises(CheckpointNotFoundError, match=r"distill\.teacher_checkpoint=.*nowhere.*train the teacher"):
+        build_cache_for_config(cfg)
