@@ -44,6 +44,7 @@ import runlog  # noqa: E402  (bench/runlog.py: append/claim/find shared with ben
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "calibration.jsonl"
+DEFAULT_WORK_DIR = ROOT / "work_dirs" / "bench_calibration"
 
 # suite -> teacher/student configs, metric names (first = the calibration criterion) and the
 # curve points (steps). The planned budget is each config's optim.max_steps (run first).
@@ -102,31 +103,36 @@ def _sec_per_step(run_dir: Path) -> float | None:
     return statistics.median(vals) if vals else None
 
 
+def run_dir(work_dir: Path, config: str, steps: int, seed: int) -> Path:
+    """The work dir of one calibration run (``bench/distill.py`` reads v2 teachers from here)."""
+    tag = Path(config).stem if config.endswith(".py") else config.replace("/", "_")
+    return Path(work_dir) / tag / f"steps{steps}_s{seed}"
+
+
 def execute(job: dict, args) -> dict:
     """Train (or resume) the job's run and return its record (not yet appended)."""
-    tag = Path(job["config"]).stem if job["config"].endswith(".py") else job["config"].replace("/", "_")
-    run_dir = Path(args.work_dir) / tag / f"steps{job['steps']}_s{job['seed']}"
+    run_dir_ = run_dir(args.work_dir, job["config"], job["steps"], job["seed"])
     sets = [f"optim.max_steps={job['steps']}", f"runtime.seed={job['seed']}", "runtime.progress=false",
             "runtime.tensorboard=false", f"runtime.ckpt_interval={max(50, job['steps'] // 10)}",
             "runtime.keep_checkpoints=1"]
     if args.data_root:
         sets.append(f"data.root={args.data_root}")
-    ckpts = sorted((run_dir / "checkpoints").glob("ckpt_step*.pth"))
+    ckpts = sorted((run_dir_ / "checkpoints").glob("ckpt_step*.pth"))
     cmd = ["nice", "-n", str(args.nice), sys.executable, "-m", "kd3d.cli.main", "train", job["config"],
-           "--work-dir", str(run_dir)] + [a for s in sets for a in ("--set", s)]
+           "--work-dir", str(run_dir_)] + [a for s in sets for a in ("--set", s)]
     cmd += ["--resume"] if ckpts else ["--overwrite"]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir_.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    with (run_dir / "calibrate.log").open("a") as log:
+    with (run_dir_ / "calibrate.log").open("a") as log:
         rc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
     if rc != 0:
         raise RuntimeError(f"{job['config']} {job['steps']} steps seed {job['seed']}: kd3d train exited {rc}; "
-                           f"see {run_dir / 'calibrate.log'}")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+                           f"see {run_dir_ / 'calibrate.log'}")
+    metrics = json.loads((run_dir_ / "metrics.json").read_text())
     return {"kind": "calibration", "config": job["config"], "role": job["role"], "steps": job["steps"],
             "seed": job["seed"], "threads": args.threads, "metrics": metrics,
-            "seconds": round(time.time() - t0, 1), "sec_per_step": _sec_per_step(run_dir),
+            "seconds": round(time.time() - t0, 1), "sec_per_step": _sec_per_step(run_dir_),
             "data_root": args.data_root or "config", "resumed": bool(ckpts)}
 
 
@@ -181,7 +187,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     p.add_argument("--nice", type=int, default=10, help="niceness of the training processes (default 10)")
     p.add_argument("--data-root", default="", help="replace data.root of the configs")
-    p.add_argument("--work-dir", default=str(ROOT / "work_dirs" / "bench_calibration"))
+    p.add_argument("--work-dir", default=str(DEFAULT_WORK_DIR))
     p.add_argument("--results", default=str(RESULTS), help="results file (default bench/results/calibration.jsonl)")
     p.add_argument("--worker", default="0/1", help="I/N: this worker's round-robin share of the grid")
     p.add_argument("--list", action="store_true", help="print the grid with done / to do and exit")

@@ -166,9 +166,8 @@ class Suite:
         self.results = Path(args.results)
         if args.teacher_dir:
             self.teacher_dir = Path(args.teacher_dir)
-        elif suite.get("v2"):  # beside the suite work dirs, shared by every suite with this teacher and budget
-            t = self.teacher_identity()
-            self.teacher_dir = self.work.parent / "bench_v2_teachers" / f"{t['config'].replace('/', '_')}_{t['steps']}"
+        elif suite.get("v2"):  # calibrate.py's run of the teacher at this budget (seed 0), shared by the suites
+            self.teacher_dir = _calibration_dir(self.teacher_identity())
         else:
             self.teacher_dir = self.work / "teacher"
         self.teacher_job = Job("teacher", "teacher", 0, suite["teacher"], {})
@@ -263,7 +262,9 @@ class Suite:
         work = self.run_dir(job)
         t0 = time.time()
         resumed_from = None
-        if job.kind == "teacher" and self.args.teacher_dir:  # trained elsewhere: evaluate, never retrain
+        if job.kind == "teacher" and self.suite.get("v2") and not self.args.teacher_dir:
+            metrics = _calibrated_teacher(self.teacher_identity(), self.args.poll)  # trained by calibrate.py once
+        elif job.kind == "teacher" and self.args.teacher_dir:  # trained elsewhere: evaluate, never retrain
             from kd3d.engine.trainer import evaluate
 
             ckpt = latest_checkpoint(work)
@@ -323,6 +324,36 @@ class Suite:
         for job in self.jobs:
             self.obtain(job, wait=False)
         return [self.obtain(job) for job in self.jobs]
+
+
+def _calibration_dir(teacher: dict) -> Path:
+    """Work dir of ``bench/calibrate.py``'s run of ``teacher`` ({"config", "steps"}) with seed 0."""
+    import calibrate  # bench/calibrate.py
+
+    return calibrate.run_dir(Path(calibrate.DEFAULT_WORK_DIR), teacher["config"], teacher["steps"], 0)
+
+
+def _calibrated_teacher(teacher: dict, poll: float) -> dict:
+    """Val metrics of the v2 teacher: its record in ``bench/results/calibration.jsonl`` (the run at
+    this budget, seed 0, one thread, the config's data), trained by ``bench/calibrate.py`` now if
+    no worker has trained it yet; while another process trains it, wait for its record. A v2
+    teacher is trained once, for the calibration curve and every suite that distils from it."""
+    import calibrate  # bench/calibrate.py
+
+    rid = calibrate.run_key(teacher["config"], teacher["steps"], 0, {"data_root": "", "threads": 1})
+    argv = ["--config", teacher["config"], "--steps", str(teacher["steps"]), "--seeds", "0", "--threads", "1"]
+    announced = False
+    while True:
+        rec = runlog.find(calibrate.RESULTS, rid)
+        if rec is not None:
+            return rec["metrics"]
+        calibrate.main(argv)  # trains it unless another process holds its claim
+        if runlog.find(calibrate.RESULTS, rid) is None:
+            if not announced:
+                print(f"waiting for the teacher {teacher['config']} ({teacher['steps']} steps): "
+                      f"bench/calibrate.py is training it in {_calibration_dir(teacher)}", flush=True)
+                announced = True
+            time.sleep(poll)
 
 
 def _short(metrics: dict, names: list[str]) -> str:

@@ -120,3 +120,34 @@ def test_parse_arm_spec():
     for bad in ("no-equals", "X=", "X=cfg;novalue"):
         with pytest.raises(SystemExit, match="--arm"):
             mod._parse_arm(bad)
+
+
+def test_v2_teacher_is_the_calibration_run_trained_once(tmp_path, monkeypatch):
+    """A v2 suite's teacher is bench/calibrate.py's run at the teacher budget (seed 0): the first
+    worker that needs it trains it through calibrate.py (one calibration record), the teacher row
+    of the distillation results carries that run's metrics, the distilled arms read its work dir,
+    and a second invocation trains nothing."""
+    from kd3d.testing import toy_config_path
+
+    bench = _bench()
+    import calibrate
+
+    monkeypatch.setattr(calibrate, "RESULTS", tmp_path / "calibration.jsonl")
+    monkeypatch.setattr(calibrate, "DEFAULT_WORK_DIR", tmp_path / "calib")
+    teacher = str(toy_config_path("toy"))
+    monkeypatch.setitem(bench.SUITES, "toy-v2", {**bench.SUITES["toy"], "teacher": teacher, "v2": True,
+                                                 "methods": {"DistillBEV": "toy/distill_distillbev"}})
+    args = ["--suite", "toy-v2", "--seeds", "1", "--steps", "2", "--teacher-steps", "2", "--work-dir",
+            str(tmp_path / "work"), "--results", str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "r.md")]
+    assert bench.main(args) == 0
+    calib = _lines(tmp_path / "calibration.jsonl")
+    assert len(calib) == 1 and calib[0]["config"] == teacher and calib[0]["steps"] == 2 and calib[0]["seed"] == 0
+    run_dir = calibrate.run_dir(tmp_path / "calib", teacher, 2, 0)
+    assert list((run_dir / "checkpoints").glob("ckpt_step*.pth")), "the teacher was not trained in calibrate's dir"
+    recs = _lines(tmp_path / "r.jsonl")
+    assert [(r["kind"], r["arm"]) for r in recs] == [("teacher", "teacher"), ("run", "baseline"), ("run", "DistillBEV")]
+    assert recs[0]["metrics"] == calib[0]["metrics"]
+    assert recs[2]["teacher"] == {"config": teacher, "steps": 2}
+    assert not (tmp_path / "bench_v2_teachers").exists()
+    assert bench.main(args) == 0  # everything is done: nothing retrained, nothing appended
+    assert len(_lines(tmp_path / "calibration.jsonl")) == 1 and len(_lines(tmp_path / "r.jsonl")) == 3
