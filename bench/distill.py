@@ -77,13 +77,19 @@ SUITES.update({
     "camera": {"teacher": "bench/lidar_teacher", "baseline": "bench/camera_student",
                "methods": {"BEVDistill": "bench/camera_bevdistill", "DistillBEV": "bench/camera_distillbev",
                            "UniDistill": "bench/camera_unidistill"},
-               "metrics": ["mAP", "NDS"], "seeds": 5, "steps": 0, "teacher_steps": 0, "v2": True, "note": V2_NOTE},
+               "metrics": ["mAP", "NDS"], "seeds": 5, "steps": 0, "teacher_steps": 0, "v2": True, "note": V2_NOTE,
+               # no v2 detection config augments in BEV, so a cached teacher sees exactly the live
+               # teacher's input (tested): an arm costs a baseline step plus its terms, where a live
+               # teacher adds its forward pass (about doubles a camera step); seg augments: live teacher
+               "teacher_cache": True},
     "voxel": {"teacher": "bench/lidar_teacher", "baseline": "bench/voxel_student",
               "methods": {"PointDistiller": "bench/voxel_pointdistiller"},
-              "metrics": ["mAP", "NDS"], "seeds": 3, "steps": 0, "teacher_steps": 0, "v2": True, "note": V2_NOTE},
+              "metrics": ["mAP", "NDS"], "seeds": 3, "steps": 0, "teacher_steps": 0, "v2": True, "note": V2_NOTE,
+              "teacher_cache": True},
     "pillar": {"teacher": "bench/pillar_teacher", "baseline": "bench/pillar_student",
                "methods": {"PointDistiller": "bench/pillar_pointdistiller"},
-               "metrics": ["mAP", "NDS"], "seeds": 3, "steps": 0, "teacher_steps": 0, "v2": True, "note": V2_NOTE},
+               "metrics": ["mAP", "NDS"], "seeds": 3, "steps": 0, "teacher_steps": 0, "v2": True, "note": V2_NOTE,
+               "teacher_cache": True},
     "seg": {"teacher": "bench/seg_teacher", "baseline": "bench/seg_student", "methods": {"PVD": "bench/seg_pvd"},
             "metrics": ["mIoU"], "seeds": 3, "steps": 0, "teacher_steps": 0, "v2": True, "note": V2_NOTE},
 })
@@ -392,10 +398,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ckpt-every", type=int, default=100, help="checkpoint interval of every run (resume granularity)")
     p.add_argument("--poll", type=float, default=10.0, help="seconds between checks while waiting for another worker")
     p.add_argument("--commit-results", action="store_true", help="git-commit the results file after every run")
-    p.add_argument("--teacher-cache", action="store_true",
+    p.add_argument("--teacher-cache", action=argparse.BooleanOptionalAction, default=None,
                    help="distilled runs read the teacher from a per-method cache (kd3d.distill.cache) instead of "
                         "running it every step; the BEV augmentations (%s) are then dropped from every arm's train "
-                        "transforms, the baseline's too, so all arms see the same data" % ", ".join(BEV_AUGS))
+                        "transforms, the baseline's too, so all arms see the same data (default: the suite's "
+                        "choice: on for camera, voxel and pillar, whose configs have no BEV augmentation; off for seg)" % ", ".join(BEV_AUGS))
     p.add_argument("--heldout-root", default="",
                    help="also evaluate every final checkpoint (and the teacher) on this dataset root, e.g. a second "
                         "`kd3d synth` dataset with another --seed")
@@ -410,6 +417,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.seeds = suite.get("seeds", 3) if args.seeds is None else args.seeds
     args.steps = suite.get("steps", 64) if args.steps is None else args.steps
     args.teacher_steps = suite.get("teacher_steps", 128) if args.teacher_steps is None else args.teacher_steps
+    args.teacher_cache = suite.get("teacher_cache", False) if args.teacher_cache is None else args.teacher_cache
     args.work_dir = args.work_dir or str(ROOT / "work_dirs" / f"bench_distill_{args.suite}")
     global DATA_ROOT
     DATA_ROOT = args.data_root

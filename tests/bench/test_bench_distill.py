@@ -151,3 +151,22 @@ def test_v2_teacher_is_the_calibration_run_trained_once(tmp_path, monkeypatch):
     assert not (tmp_path / "bench_v2_teachers").exists()
     assert bench.main(args) == 0  # everything is done: nothing retrained, nothing appended
     assert len(_lines(tmp_path / "calibration.jsonl")) == 1 and len(_lines(tmp_path / "r.jsonl")) == 3
+
+
+def test_detection_suites_cache_their_teacher_by_default_and_the_cache_changes_no_data():
+    """camera, voxel and pillar read their teacher from a cache unless --no-teacher-cache: none of
+    their configs augments in BEV, so dropping those augmentations (what a cached run does) leaves
+    every arm's data as it was. seg augments in BEV: its teacher runs live."""
+    bench = _bench()
+    assert bench.parse_args(["--suite", "camera"]).teacher_cache is True
+    assert bench.parse_args(["--suite", "camera", "--no-teacher-cache"]).teacher_cache is False
+    assert bench.parse_args(["--suite", "seg"]).teacher_cache is False
+    assert bench.parse_args(["--suite", "seg", "--teacher-cache"]).teacher_cache is True
+    for name in ("camera", "voxel", "pillar"):
+        suite = bench.SUITES[name]
+        assert bench.parse_args(["--suite", name]).teacher_cache is True
+        for config in [suite["baseline"], *suite["methods"].values()]:
+            cfg = bench._load(config)
+            assert bench._without_bev_aug(cfg).data.train_kwargs == cfg.data.train_kwargs, config
+    seg = bench._load(bench.SUITES["seg"]["baseline"])
+    assert bench._without_bev_aug(seg).data.train_kwargs != seg.data.train_kwargs
