@@ -16,6 +16,7 @@ NMS                    circle: squared distance        rotated BEV IoU > 0.2, to
 post max per task      83                              83
 boxes output with      bottom-centre z                 gravity-centre z
 test voxels            120000                          (dataset config)
+voxelization order     first-come (mmcv)               first-come (spconv CPU)
 =====================  ==============================  ==============================
 
 kd3d's boxes (:class:`Boxes3D`) always carry the gravity-centre z; ``output_z`` records the
@@ -182,9 +183,13 @@ class SourceDecodedCenterPoint(LidarCenterPoint):
 
 
 def with_source_decode(model: LidarCenterPoint, decode: SourceDecode | dict) -> SourceDecodedCenterPoint:
-    """The same modules re-wrapped with a source decode (and the source's test voxel cap)."""
+    """The same modules re-wrapped with a source decode, the source's test voxel cap and the
+    source's voxelization order (first-come: mmcv's hard voxelization, OpenPCDet's spconv CPU
+    generator; kd3d's spconv default is hash-ordered on CUDA, see :mod:`kd3d.ops.voxelize`)."""
     decode = SourceDecode.from_dict(decode)
     vz = getattr(model.encoder, "voxelizer", None)
+    if vz is not None:
+        vz.order = "first"
     if decode.max_voxels is not None and vz is not None:
         vz.max_voxels = int(decode.max_voxels)
     if decode.voxel_size is None and vz is not None:

@@ -22,6 +22,8 @@ import functools
 
 import torch
 
+from kd3d.ops.voxelize import first_come_voxelize
+
 _INSTALL_HINT = (
     "spconv is not installed (kd3d's sparse backbones need it): install exactly one build, the CPU one "
     "with `pip install \"kd3d[cpu]\"` (or `pip install spconv`) or the one matching your CUDA, e.g. "
@@ -123,10 +125,16 @@ class Voxelizer:
     ``voxel_size`` (vx, vy, vz) and ``point_range`` [xmin, ymin, zmin, xmax, ymax, zmax] in
     metres; ``spatial_shape`` is (Z, Y, X). Points outside the range are dropped; at most
     ``max_points_per_voxel`` points are kept per voxel and ``max_voxels`` voxels per sample.
+    ``order``: ``"spconv"`` (kd3d's default: spconv's generator; first-come on CPU, hash order on
+    CUDA) or ``"first"`` (:func:`kd3d.ops.voxelize.first_come_voxelize`: mmcv's / OpenPCDet's
+    order on every device; imported teachers use it).
     """
 
     def __init__(self, *, voxel_size, point_range, num_point_features: int = 5,
-                 max_points_per_voxel: int = 10, max_voxels: int = 60000):
+                 max_points_per_voxel: int = 10, max_voxels: int = 60000, order: str = "spconv"):
+        if order not in ("spconv", "first"):
+            raise ValueError(f"Voxelizer: order must be 'spconv' or 'first', got {order!r}")
+        self.order = order
         self.voxel_size = [float(v) for v in voxel_size]
         self.point_range = [float(v) for v in point_range]
         self.num_point_features = int(num_point_features)
@@ -165,6 +173,10 @@ class Voxelizer:
             return (points.new_zeros((0, self.max_points_per_voxel, f)),
                     torch.zeros((0, 3), dtype=torch.int32, device=points.device),
                     torch.zeros((0,), dtype=torch.int32, device=points.device))
+        if self.order == "first":
+            return first_come_voxelize(points, voxel_size=self.voxel_size, point_range=self.point_range,
+                                       grid_size=self.grid_size, max_points=self.max_points_per_voxel,
+                                       max_voxels=self.max_voxels)
         voxels, coords, num = self._generator(points.device)(points)
         return voxels, coords, num
 

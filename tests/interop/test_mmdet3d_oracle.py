@@ -1,7 +1,8 @@
 """kd3d against MMDetection3D itself (fixtures recorded by tools/mmdet3d_fixtures/generate.py with mmdet3d
-1.4 in a side virtualenv): imported teachers reproduce mmdet3d's intermediate outputs and boxes, and
-kd3d students exported by ``kd3d convert export`` (loaded by mmdet3d with strict=True) gave mmdet3d
-outputs equal to kd3d's."""
+1.4 in a side virtualenv, voxelized by mmdet3d's data preprocessor with mmcv 2.1.0's compiled hard
+voxelization): from the raw point cloud, imported teachers reproduce mmdet3d's voxels (as a set),
+intermediate outputs and boxes, and kd3d students exported by ``kd3d convert export`` (loaded by
+mmdet3d with strict=True) gave mmdet3d outputs equal to kd3d's."""
 from __future__ import annotations
 
 import json
@@ -29,6 +30,34 @@ def run_kd3d(model):
     pts = torch.from_numpy(np.load(FIX / "points.npy"))
     with torch.no_grad():
         return model(SimpleNamespace(points=[pts]))
+
+
+def _canonical(coords: np.ndarray, voxels: np.ndarray, num: np.ndarray):
+    """Voxels sorted by ``b z y x`` and each voxel's kept points sorted by value: (coords, num,
+    (K, F) rows) -- the voxels as a set, independent of either side's order."""
+    order = np.lexsort(coords.T[::-1])
+    coords, voxels, num = coords[order], voxels[order], num[order]
+    valid = np.arange(voxels.shape[1])[None, :] < num[:, None]
+    rows, vid = voxels[valid], np.nonzero(valid)[0]
+    rows = rows[np.lexsort([rows[:, j] for j in range(rows.shape[1] - 1, -1, -1)] + [vid])]
+    return coords, num, rows
+
+
+def voxel_diff(model, ref: dict) -> dict:
+    """kd3d's import-path voxelizer on the raw points against mmdet3d's (mmcv's) voxels, as sets."""
+    pts = np.load(FIX / "points.npy")
+    vox, coords, num = model.encoder.voxelizer.batch([torch.from_numpy(pts)])
+    idx = ref["voxel_point_index"]
+    ref_vox = np.where(idx[..., None] >= 0, pts[idx], 0).astype(np.float32)
+    mine = _canonical(coords.numpy(), vox.numpy(), num.numpy())
+    theirs = _canonical(ref["voxel_coors"], ref_vox, ref["voxel_num_points"])
+    key = lambda c: {tuple(r) for r in c.tolist()}  # noqa: E731
+    got = {"voxels_only_kd3d": len(key(mine[0]) - key(theirs[0])),
+           "voxels_only_mmdet3d": len(key(theirs[0]) - key(mine[0]))}
+    same = not got["voxels_only_kd3d"] and not got["voxels_only_mmdet3d"] and np.array_equal(mine[1], theirs[1])
+    got["voxel_points"] = float(np.abs(mine[2] - theirs[2]).max()) if same else float("inf")
+    got["truncated_voxels"] = int((theirs[1] == vox.shape[1]).sum())  # voxels mmcv filled to max_num_points
+    return got
 
 
 def ref_preds(ref: dict, tasks: int) -> dict:
@@ -61,16 +90,18 @@ def box_diff(model, det, ref: dict, decode: SourceDecode):
 def compare(model, out, ref: dict, decode: SourceDecode) -> dict:
     """Max abs difference per stage (asserted <= ATOL); mmdet3d's head outputs decoded by kd3d give
     exactly mmdet3d's boxes; kd3d's own outputs give the same boxes up to tied scores."""
+    got = voxel_diff(model, ref)
+    assert got["voxel_points"] == 0.0 and got["truncated_voxels"] >= 1, got
     f = out.feats
     diffs = {"bev": f["bev"], "neck": f["bev_neck"]}
     diffs.update({f"stage{k}": f[f"bev_stage{k}"] for k in range(1, 4) if f"bev_stage{k}" in f})
-    got = {k: float(np.abs(v.numpy() - ref[k]).max()) for k, v in diffs.items()}
+    got.update({k: float(np.abs(v.numpy() - ref[k]).max()) for k, v in diffs.items()})
     T = len(model.head.tasks)
     mine = ref_preds(ref, T)
     got["heatmap"] = max(float(np.abs(out.preds["heatmaps"][t].numpy() - mine["heatmaps"][t].numpy()).max())
                          for t in range(T))
     got["reg"] = max(float(np.abs(out.preds["regs"][t].numpy() - mine["regs"][t].numpy()).max()) for t in range(T))
-    bad = {k: v for k, v in got.items() if not v <= ATOL}
+    bad = {k: got[k] for k in (*diffs, "heatmap", "reg") if not got[k] <= ATOL}
     assert not bad, f"stages differ from mmdet3d: {bad}"
     missing, got["scores"], got["boxes"] = box_diff(model, source_decode(model.head, mine, decode)[0], ref, decode)
     assert missing == 0 and got["scores"] <= 1e-6 and got["boxes"] <= 1e-4, (missing, got)

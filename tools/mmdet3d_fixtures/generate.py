@@ -16,13 +16,24 @@ Run with the side virtualenv that has mmdet3d 1.4 (never kd3d's environment, nev
 * ``{teacher,student}_{voxel,pillar}_outputs.npz``: mmdet3d's outputs on ``points.npy``:
   ``bev`` (middle encoder), ``stage{k}`` (SECOND), ``neck``, per task ``t{t}_{heatmap,reg,height,
   dim,rot,vel}`` and the decoded ``boxes`` (K, 9; bottom-centre z, mmdet3d 1.x LiDAR boxes),
-  ``scores``, ``labels`` (mmdet3d class order), ``num_voxels``;
-  for the students, the exported kd3d files ``students/*_mmdet3d.pth`` were loaded with
-  ``strict=True`` first.
+  ``scores``, ``labels`` (mmdet3d class order), ``num_voxels``, and the voxels mmdet3d's
+  data preprocessor made: ``voxel_coors`` (V, 4) ``b z y x``, ``voxel_num_points``,
+  ``voxel_point_index`` (V, max_num_points) the row of ``points.npy`` in each slot, -1 empty
+  (mmcv's hard voxelization, the config's ``voxel_layer``, test ``max_voxels``); for the students, the exported kd3d files ``students/*_mmdet3d.pth`` were
+  loaded with ``strict=True`` first;
+* ``voxelization_cases.npz``: mmcv's ``Voxelization`` on ``points.npy`` with small caps
+  (``{case}_{voxels,coors,num_points}`` and the case's settings), so that the first ``max_points``
+  per voxel and the first ``max_voxels`` voxels are checked in mmcv's own order;
+* ``metadata.json``: versions (mmdet3d, mmcv, mmengine, torch, spconv) and the voxelizer used.
 
-Voxelization: this venv has mmcv-lite (no compiled mmcv ops), so the points are voxelized with
-spconv's ``PointToVoxel`` -- the op kd3d's Voxelizer uses -- with each config's voxel layer
-settings, and the voxels enter mmdet3d's ``pts_voxel_encoder``; everything after is mmdet3d.
+Voxelization is mmcv 2.1.0's own compiled ``hard_voxelize_forward`` (CPU): this venv has
+mmcv-lite plus a partial build of mmcv's voxelization sources
+(``tools/mmdet3d_fixtures/build_mmcv_voxelization.sh``; the script refuses to run on the stub).
+Each model's ``Det3DDataPreprocessor`` voxelizes the raw points (as mmdet3d's ``test_step``
+does); the recorded intermediates are taken module by module from those voxels, and the boxes of
+mmdet3d's whole ``test_step`` must equal the recorded ones (checked here).
+The fixture cloud has a dense blob (60 points in a 4 cm cube, spread through the file order),
+more than any config's ``max_num_points``, so the kept points are mmcv's choice.
 Runs with one torch thread (spconv's CPU kernels race with more, see :func:`main`).
 """
 from __future__ import annotations
@@ -125,26 +136,60 @@ def make_points(seed: int = 7) -> np.ndarray:
     xyz = np.concatenate([clutter] + clusters).astype(np.float32)
     xyz = np.clip(xyz, [-12.79, -12.79, -4.99], [12.79, 12.79, 2.99]).astype(np.float32)
     feats = rng.uniform(0, 1, size=(len(xyz), 2)).astype(np.float32)
-    return np.concatenate([xyz, feats], axis=1)
+    pts = np.concatenate([xyz, feats], axis=1)
+    # a blob of 60 points inside one voxel of every config (x 3.03..3.07, y -2.07..-2.03, z
+    # -0.92..-0.88), inserted at random places in the file order: more than max_num_points
+    blob = np.concatenate([rng.uniform([3.03, -2.07, -0.92], [3.07, -2.03, -0.88], size=(60, 3)),
+                           rng.uniform(0, 1, size=(60, 2))], axis=1).astype(np.float32)
+    return np.insert(pts, np.sort(rng.integers(0, len(pts), size=60)), blob, axis=0)
 
 
-def voxelize(points: np.ndarray, layer: dict):
-    from spconv.pytorch.utils import PointToVoxel
+VOXELIZATION_CASES = {  # name: (voxel_size, max_num_points, max_voxels): caps that truncate
+    "voxel_trunc": ([0.1, 0.1, 0.2], 3, 3000),
+    "pillar_trunc": ([0.2, 0.2, 8.0], 5, 2000),
+}
 
-    gen = PointToVoxel(vsize_xyz=list(layer["voxel_size"]), coors_range_xyz=list(layer["point_cloud_range"]),
-                       num_point_features=5, max_num_voxels=int(layer["max_voxels"][1]),
-                       max_num_points_per_voxel=int(layer["max_num_points"]), device=torch.device("cpu"))
-    voxels, coords, num = gen(torch.from_numpy(points))
-    coords = torch.nn.functional.pad(coords, (1, 0), value=0)
-    return {"voxels": voxels, "num_points": num, "coors": coords}
+
+def require_mmcv_voxelization() -> str:
+    """The compiled module behind mmcv._ext.hard_voxelize_forward (refuses the mmcv-lite stub)."""
+    import mmcv._ext as ext
+
+    mod = getattr(ext.hard_voxelize_forward, "__module__", None)
+    if mod != "mmcv._ext_vox":
+        raise SystemExit("mmcv._ext.hard_voxelize_forward is not mmcv's compiled op (got the stub?): run "
+                         "tools/mmdet3d_fixtures/build_mmcv_voxelization.sh first")
+    import mmcv._ext_vox
+
+    return mmcv._ext_vox.__file__
+
+
+def voxelize(model, points: np.ndarray) -> dict:
+    """mmdet3d's own data preprocessor (``Det3DDataPreprocessor.voxelize``: mmcv's hard
+    voxelization with the config's ``voxel_layer``; eval mode, so the test ``max_voxels``)."""
+    assert not model.data_preprocessor.training
+    return model.data_preprocessor.voxelize([torch.from_numpy(points)], None)
+
+
+def point_index(points: np.ndarray, voxels: np.ndarray, num: np.ndarray) -> np.ndarray:
+    """(V, P) int32: the row of ``points`` in each voxel slot, -1 for padding (the voxels' float
+    data is the points' own: stored as indices to keep the fixtures small; checked exact here)."""
+    rows = {r.tobytes(): i for i, r in enumerate(points)}
+    assert len(rows) == len(points), "points.npy has duplicate rows"
+    idx = np.full(voxels.shape[:2], -1, dtype=np.int32)
+    for v in range(len(voxels)):
+        for k in range(int(num[v])):
+            idx[v, k] = rows[voxels[v, k].tobytes()]
+    assert np.array_equal(np.where(idx[..., None] >= 0, points[idx], 0), voxels)
+    return idx
 
 
 @torch.no_grad()
-def run(model, cfg: dict, points: np.ndarray) -> dict:
-    from mmdet3d.structures import LiDARInstance3DBoxes
+def run(model, points: np.ndarray) -> dict:
+    from mmdet3d.structures import Det3DDataSample, LiDARInstance3DBoxes
 
-    vd = voxelize(points, cfg["data_preprocessor"]["voxel_layer"])
-    out = {"num_voxels": np.asarray(len(vd["voxels"]))}
+    vd = voxelize(model, points)
+    out = {"num_voxels": np.asarray(len(vd["voxels"])), "voxel_coors": vd["coors"], "voxel_num_points": vd["num_points"],
+           "voxel_point_index": point_index(points, vd["voxels"].numpy(), vd["num_points"].numpy())}
     vf = model.pts_voxel_encoder(vd["voxels"], vd["num_points"], vd["coors"], None, None)
     bev = model.pts_middle_encoder(vf, vd["coors"], 1)
     out["bev"] = bev
@@ -161,7 +206,48 @@ def run(model, cfg: dict, points: np.ndarray) -> dict:
     out["boxes"] = res.bboxes_3d.tensor
     out["scores"] = res.scores_3d
     out["labels"] = res.labels_3d
+    # mmdet3d's whole test path (data preprocessor -> predict) gives the same boxes
+    sample = Det3DDataSample(metainfo={"box_type_3d": LiDARInstance3DBoxes})
+    full = model.test_step({"inputs": {"points": [torch.from_numpy(points)]}, "data_samples": [sample]})[0]
+    assert torch.equal(full.pred_instances_3d.bboxes_3d.tensor, out["boxes"]), "test_step boxes differ"
+    assert torch.equal(full.pred_instances_3d.labels_3d, out["labels"])
     return {k: (v.detach().cpu().numpy() if torch.is_tensor(v) else v) for k, v in out.items()}
+
+
+def write_voxelization_cases(points: np.ndarray) -> None:
+    from mmcv.ops import Voxelization
+
+    out = {}
+    for name, (vs, max_points, max_voxels) in VOXELIZATION_CASES.items():
+        layer = Voxelization(vs, RANGE, max_points, max_voxels=max_voxels).eval()
+        v, c, n = layer(torch.from_numpy(points))
+        assert len(v) == max_voxels and int(n.max()) == max_points, (name, len(v), int(n.max()))
+        out.update({f"{name}_voxels": v.numpy(), f"{name}_coors": c.numpy(), f"{name}_num_points": n.numpy(),
+                    f"{name}_voxel_size": np.asarray(vs), f"{name}_max_points": np.asarray(max_points),
+                    f"{name}_max_voxels": np.asarray(max_voxels)})
+    out["point_cloud_range"] = np.asarray(RANGE)
+    np.savez_compressed(FIX / "voxelization_cases.npz", **out)
+
+
+def write_metadata(so: str) -> None:
+    import hashlib
+    import json
+
+    import mmcv
+    import mmdet3d
+    import mmengine
+    import spconv
+
+    meta = {"generator": "tools/mmdet3d_fixtures/generate.py",
+            "versions": {"mmdet3d": mmdet3d.__version__, "mmcv": mmcv.__version__, "mmengine": mmengine.__version__,
+                         "torch": torch.__version__, "spconv": spconv.__version__},
+            "voxelizer": {"op": "mmcv._ext.hard_voxelize_forward (CPU), called by Det3DDataPreprocessor.voxelize",
+                          "build": "tools/mmdet3d_fixtures/build_mmcv_voxelization.sh",
+                          "sources": ["mmcv-2.1.0/mmcv/ops/csrc/pytorch/voxelization.cpp",
+                                      "mmcv-2.1.0/mmcv/ops/csrc/pytorch/cpu/voxelization.cpp"],
+                          "sdist_sha256": "d387bcab66b467479b6660310e23746cfc79c6e57acf04094680adb499a5cd3f",
+                          "module": Path(so).name, "module_sha256": hashlib.sha256(Path(so).read_bytes()).hexdigest()}}
+    (FIX / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def main() -> int:
@@ -180,9 +266,12 @@ def main() -> int:
     from mmdet3d.registry import MODELS
 
     init_default_scope("mmdet3d")
+    so = require_mmcv_voxelization()
     FIX.mkdir(parents=True, exist_ok=True)
     points = make_points()
     np.save(FIX / "points.npy", points)
+    write_voxelization_cases(points)
+    write_metadata(so)
     hub = MessageHub.get_instance("kd3d_fixture")
     hub.update_scalar("train/loss", 1.0)  # real mmengine files carry HistoryBuffer objects
     for i, (kind, mcfg) in enumerate(teacher_cfgs().items()):
@@ -195,14 +284,14 @@ def main() -> int:
                              "dataset_meta": {"classes": CLASSES}},
                     "state_dict": model.state_dict(), "message_hub": hub.state_dict()},
                    FIX / f"teacher_{kind}.pth")
-        np.savez_compressed(FIX / f"teacher_{kind}_outputs.npz", **run(model, mcfg, points))
+        np.savez_compressed(FIX / f"teacher_{kind}_outputs.npz", **run(model, points))
         print("teacher", kind, "written")
     for kind in ("voxel", "pillar"):
         cfg = Config.fromfile(str(FIX / "students" / f"{kind}_mmdet3d_config.py"))
         model = MODELS.build(cfg.model)
         load_checkpoint(model, str(FIX / "students" / f"{kind}_mmdet3d.pth"), map_location="cpu", strict=True)
         model.eval()
-        np.savez_compressed(FIX / f"student_{kind}_outputs.npz", **run(model, cfg.model, points))
+        np.savez_compressed(FIX / f"student_{kind}_outputs.npz", **run(model, points))
         print("student", kind, "loaded strict=True, outputs written")
     return 0
 
