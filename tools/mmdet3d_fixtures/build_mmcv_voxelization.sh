@@ -3,8 +3,8 @@
 # only hard + dynamic voxelization (CPU), the one compiled mmcv op mmdet3d 1.4's CenterPoint
 # (voxel and pillar) calls on CPU: Det3DDataPreprocessor -> VoxelizationByGridShape ->
 # mmcv._ext.hard_voxelize_forward. Sparse convs are spconv 2, circle NMS is numba, so nothing
-# else is needed. Why partial: the full mmcv build (~300 files) ran ~2.5 min per file at -j1 on
-# the loaded 2-core machine (hours); these 3 files take minutes.
+# else is needed. Why partial: the full mmcv CPU build (77 C++ files) ran ~2.5 min per file at
+# -j1 on the loaded 2-core machine (about 3 hours); these 3 files take ~2 minutes.
 # Sources, compiled unmodified from the PyPI sdist mmcv-2.1.0.tar.gz
 # (sha256 d387bcab66b467479b6660310e23746cfc79c6e57acf04094680adb499a5cd3f):
 #   mmcv/ops/csrc/pytorch/voxelization.cpp      (entry points, device dispatch)

@@ -35,6 +35,11 @@ mmdet3d's whole ``test_step`` must equal the recorded ones (checked here).
 The fixture cloud has a dense blob (60 points in a 4 cm cube, spread through the file order),
 more than any config's ``max_num_points``, so the kept points are mmcv's choice.
 Runs with one torch thread (spconv's CPU kernels race with more, see :func:`main`).
+
+Oracle-checked by tests/interop/test_mmdet3d_oracle.py from these files (mmdet3d 1.x, CPU):
+voxels (as a set), BEV, SECOND stages, neck, head maps and boxes -- measured max abs 0.0 at every
+stage, boxes 6e-8 relative. Not oracle-checked (hand-built inputs instead): mmdet3d 0.x
+checkpoints, OpenPCDet (CUDA-only extensions), mmcv's CUDA voxelization kernel, rotated NMS.
 """
 from __future__ import annotations
 
