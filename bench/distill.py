@@ -96,6 +96,7 @@ SUITES.update({
 
 
 DATA_ROOT = ""  # --data-root: replaces data.root of every config of a synth suite
+THREADS = 1  # --threads: torch threads of every run (not part of a run's id)
 BEV_AUGS = ("GlobalRotScaleTrans", "RandomFlip3D", "PointShuffle")  # change the teacher's input (or point order): no cache
 
 
@@ -125,7 +126,7 @@ def _quiet(cfg, *, seed: int, steps: int, ckpt_every: int) -> tuple[object, dict
     from kd3d.engine.config import override
 
     steps = steps or int(cfg.optim.max_steps)  # 0: the config's own (calibrated) budget
-    rt = dataclasses.replace(cfg.runtime, progress=False, tensorboard=False, seed=seed, eval_interval=0,
+    rt = dataclasses.replace(cfg.runtime, progress=False, tensorboard=False, seed=seed, eval_interval=0, threads=THREADS,
                              ckpt_interval=max(1, min(ckpt_every, steps)), keep_checkpoints=2)
     values = {"optim.max_steps": steps}
     if DATA_ROOT and not cfg.data.dataset.startswith("kd3d.testing."):
@@ -395,6 +396,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-root", default="", help="dataset root for the synth suites (default: the configs')")
     p.add_argument("--worker", default="0/1", help="I/N: this worker takes jobs I, I+N, ... first, then any "
                                                     "unclaimed job, then waits for the others (default 0/1)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads per run (default 1: the benchmark's single-thread budget; runtime.threads' "
+                        "auto rule reads a lagging load average and can start 2 threads beside a busy worker)")
     p.add_argument("--ckpt-every", type=int, default=100, help="checkpoint interval of every run (resume granularity)")
     p.add_argument("--poll", type=float, default=10.0, help="seconds between checks while waiting for another worker")
     p.add_argument("--commit-results", action="store_true", help="git-commit the results file after every run")
@@ -419,8 +423,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.teacher_steps = suite.get("teacher_steps", 128) if args.teacher_steps is None else args.teacher_steps
     args.teacher_cache = suite.get("teacher_cache", False) if args.teacher_cache is None else args.teacher_cache
     args.work_dir = args.work_dir or str(ROOT / "work_dirs" / f"bench_distill_{args.suite}")
-    global DATA_ROOT
-    DATA_ROOT = args.data_root
+    global DATA_ROOT, THREADS
+    DATA_ROOT, THREADS = args.data_root, args.threads
     return args
 
 
