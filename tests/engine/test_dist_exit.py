@@ -71,14 +71,27 @@ def test_torchrun_training_exits_cleanly(tmp_path, attempt):
 
 def test_auto_cpu_threads_rule():
     # usable CPUs // processes on this machine; 1 when the load average already fills the CPUs
-    assert dist.auto_cpu_threads(1, cpus=2, load=0.3) == 2  # idle 2-core machine: x1.65 faster than 1
-    assert dist.auto_cpu_threads(1, cpus=2, load=1.9) == 2
-    assert dist.auto_cpu_threads(1, cpus=2, load=2.0) == 1  # busy: x4.5 faster than 2 threads
-    assert dist.auto_cpu_threads(1, cpus=2, load=4.6) == 1
-    assert dist.auto_cpu_threads(2, cpus=2, load=0.0) == 1
-    assert dist.auto_cpu_threads(2, cpus=16, load=3.0) == 8
-    assert dist.auto_cpu_threads(4, cpus=8, load=0.0) == 2
-    assert dist.auto_cpu_threads(3, cpus=3, load=0.0) == 1
+    assert dist.auto_cpu_threads(1, cpus=2, load=0.3, others=0) == 2  # idle 2-core machine: x1.65 faster than 1
+    assert dist.auto_cpu_threads(1, cpus=2, load=1.9, others=0) == 2
+    assert dist.auto_cpu_threads(1, cpus=2, load=2.0, others=0) == 1  # busy: x4.5 faster than 2 threads
+    assert dist.auto_cpu_threads(1, cpus=2, load=4.6, others=0) == 1
+    assert dist.auto_cpu_threads(2, cpus=2, load=0.0, others=0) == 1
+    assert dist.auto_cpu_threads(2, cpus=16, load=3.0, others=0) == 8
+    assert dist.auto_cpu_threads(4, cpus=8, load=0.0, others=0) == 2
+    assert dist.auto_cpu_threads(3, cpus=3, load=0.0, others=0) == 1
+
+
+def test_auto_cpu_threads_counts_jobs_the_load_average_has_not_seen_yet():
+    """A job started a minute ago: the load average reads 1.8 on 2 CPUs, but one task is running;
+    a second thread beside it made both slower (measured 2.9 -> 7.2 s/step for the other job)."""
+    from kd3d.engine import dist
+
+    assert dist.auto_cpu_threads(1, cpus=2, load=1.8, others=1) == 1
+    assert dist.auto_cpu_threads(1, cpus=2, load=1.8, others=0) == 2  # the load is gone: both CPUs are free
+    assert dist.auto_cpu_threads(1, cpus=16, load=2.0, others=4) == 12
+    assert dist.auto_cpu_threads(2, cpus=16, load=0.0, others=4) == 8
+    assert dist.auto_cpu_threads(1, cpus=2, load=0.0, others=5) == 1
+    assert dist.running_others() >= 0
     assert dist.usable_cpus() == len(os.sched_getaffinity(0))
 
 
