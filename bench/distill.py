@@ -326,7 +326,9 @@ class Suite:
         worker that died or was never started), then wait for the rest. Returns every record."""
         mine = [job for i, job in enumerate(self.jobs) if runlog.shard(i, worker)]
         needs_teacher = [job for job in mine if job.kind == "run" and job.arm != "baseline"]
-        for job in [j for j in mine if j not in needs_teacher] + needs_teacher:  # no idle wait for the teacher
+        if self.obtain(self.teacher_job, wait=False) is None:  # teacher still training elsewhere: baselines first
+            mine = [j for j in mine if j not in needs_teacher] + needs_teacher
+        for job in mine:  # else seed by seed: every finished seed is a complete paired set
             self.obtain(job, wait=False)
         for job in self.jobs:
             self.obtain(job, wait=False)
