@@ -4,6 +4,7 @@ CUDA tests failing the check, the CUDA-test finder and the spconv build rules.""
 import hashlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -100,7 +101,8 @@ def test_cuda_tests_skipped_fail_the_check(tmp_path):
                          text=True, timeout=300)
     assert run.returncode == 1, run.stdout + run.stderr
     assert "CUDA tests were skipped for lack of CUDA" in run.stderr
-    assert "3 skipped" in run.stdout and not (tmp_path / "x.json").exists()
+    skipped = re.search(r"(\d+) skipped", run.stdout)  # the CUDA-only tests (their number grows with the suite)
+    assert skipped and int(skipped.group(1)) >= 3 and not (tmp_path / "x.json").exists(), run.stdout
 
 
 def test_cuda_test_finder(tmp_path):

@@ -103,8 +103,12 @@ def test_configure_cpu_threads(monkeypatch):
         assert dist.configure_cpu_threads(0) == (2, "OMP_NUM_THREADS") and torch.get_num_threads() == 2
         monkeypatch.delenv("OMP_NUM_THREADS")
         monkeypatch.setattr(dist, "load_average", lambda: 0.0)
+        monkeypatch.setattr(dist, "running_others", lambda: 0)  # an idle machine, whatever runs beside the test
         n, why = dist.configure_cpu_threads(0, local_ranks=1)
         assert n == dist.usable_cpus() and why.startswith("auto:") and torch.get_num_threads() == n
+        monkeypatch.setattr(dist, "running_others", lambda: dist.usable_cpus())  # every CPU taken right now
+        n, why = dist.configure_cpu_threads(0, local_ranks=1)
+        assert n == 1 and f"{dist.usable_cpus()} other running task(s)" in why and torch.get_num_threads() == 1
         monkeypatch.setattr(dist, "load_average", lambda: 99.0)
         n, why = dist.configure_cpu_threads(0, local_ranks=1)
         assert n == 1 and "load average 99.0" in why and torch.get_num_threads() == 1
