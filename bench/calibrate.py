@@ -70,6 +70,11 @@ def planned_steps(config: str) -> int:
     return int(load_config(config).optim.max_steps)
 
 
+def key_sets(data_root: str = "", threads: int = 1) -> dict:
+    """The run settings that enter a calibration run's id (besides config, steps and seed)."""
+    return {"data_root": data_root, "threads": threads}
+
+
 def run_key(config: str, steps: int, seed: int, sets: dict) -> str:
     blob = json.dumps({"config": config, "sets": sets}, sort_keys=True)
     return f"calibration:{config}/{steps}/s{seed}/{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
@@ -206,7 +211,7 @@ def main(argv=None) -> int:
                 for c in args.config for n in steps for s in seeds]
     else:
         jobs = grid(args.suite or list(SUITES), args.role or ["teacher", "student"], steps, seeds)
-    sets = {"data_root": args.data_root, "threads": args.threads}
+    sets = key_sets(args.data_root, args.threads)
     worker = runlog.parse_worker(args.worker)
     for i, job in enumerate(jobs):
         rid = run_key(job["config"], job["steps"], job["seed"], sets)

@@ -349,7 +349,7 @@ def _calibrated_teacher(teacher: dict, poll: float) -> dict:
     teacher is trained once, for the calibration curve and every suite that distils from it."""
     import calibrate  # bench/calibrate.py
 
-    rid = calibrate.run_key(teacher["config"], teacher["steps"], 0, {"data_root": "", "threads": 1})
+    rid = calibrate.run_key(teacher["config"], teacher["steps"], 0, calibrate.key_sets())  # the defaults argv gives
     argv = ["--config", teacher["config"], "--steps", str(teacher["steps"]), "--seeds", "0", "--threads", "1"]
     announced = False
     while True:
