@@ -210,6 +210,7 @@ def section(key: tuple, sec: dict, cost: dict, *, heldout: bool = False, plot_di
                                                      if math.isfinite(glo) else f"{100 * g:+.0f}")
             cols += [_ci(d), d["verdict"], gtxt]
         lines.append(f"| {a} | {len(runs.get(a, {}))} | " + " | ".join(cols) + " |")
+    lines += components(runs, arms, heldout)
     lines += ["", "Per seed (" + " / ".join(names) + "):", "",
               "| arm | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---|" + "---|" * len(seeds)]
     for a in arms:
@@ -222,6 +223,26 @@ def section(key: tuple, sec: dict, cost: dict, *, heldout: bool = False, plot_di
         png = plot(plot_dir, key, names[0], tval[names[0]], vals, arms, sizes)
         lines += ["", f"![suite {suite}: {names[0]} (mean +- sd over seeds) against counted MACs per frame; the students share one MAC count, arms are offset sideways to stay legible]({png.name})" if png else
                   "Accuracy-cost plot: no `bench/cost.py` record for this suite yet."]
+    return lines
+
+
+TP_ERRORS = ("mATE", "mASE", "mAOE", "mAVE", "mAAE")  # nuScenes true-positive errors (lower is better)
+
+
+def components(runs: dict, arms: list[str], heldout: bool = False) -> list[str]:
+    """Paired differences of the nuScenes true-positive errors, for suites that record them: where an
+    NDS difference comes from (NDS = (5 mAP + sum of the five max(0, 1 - error)) / 10)."""
+    recs = [r for a in runs.values() for r in a.values()]
+    if len(arms) < 2 or not recs or not all(
+            all(math.isfinite(_metric(r, e, heldout)) for e in TP_ERRORS) for r in recs):
+        return []
+    vals = {a: {e: {s: _metric(r, e, heldout) for s, r in runs.get(a, {}).items()} for e in TP_ERRORS} for a in arms}
+    lines = ["", "Where the NDS difference comes from: paired difference arm - baseline of each true-positive "
+                 "error (lower is better; a negative value is a gain), mean [95 % CI, Student t].", "",
+             "| method | n | " + " | ".join(TP_ERRORS) + " |", "|---|---|" + "---|" * len(TP_ERRORS)]
+    for a in arms[1:]:
+        ds = [paired(vals[a][e], vals["baseline"][e]) for e in TP_ERRORS]
+        lines.append(f"| {a} | {ds[0]['n']} | " + " | ".join(_ci(d, fmt="+.3f") for d in ds) + " |")
     return lines
 
 

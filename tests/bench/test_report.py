@@ -78,3 +78,23 @@ def test_cost_columns_and_plot(tmp_path):
     assert "| baseline | 2 | 0.3050 +- 0.0071 | 0.4050 +- 0.0071 | 0.25 | 0.45 | 20.2 | - | - |" in text
     assert "| M | 2 | 0.3500 +- 0.0000 | 0.4500 +- 0.0000 | 0.25 | 0.45 | 20.2 | 2.50x | 1.04x |" in text
     assert (tmp_path / "results_v2_s_10.png").stat().st_size > 1000
+
+
+def test_true_positive_error_components(tmp_path):
+    def with_errors(rec, ate, ave):
+        rec["metrics"].update(mATE=ate, mASE=0.3, mAOE=0.4, mAVE=ave, mAAE=0.2)
+        return rec
+
+    recs = [dict(_rec("teacher", 0, 0.5, "teacher"), config="t", steps=5)]
+    recs += [with_errors(_rec("baseline", s, 0.3), 0.9, 1.0) for s in range(3)]
+    # mAVE diffs -0.2, -0.3, -0.4: mean -0.3, sd 0.1, half 4.302653 * 0.1 / sqrt(3) = 0.248414
+    # mATE diffs +0.01, -0.01, +0.03: mean +0.01, sd 0.02, half 0.0496828
+    recs += [with_errors(_rec("M", s, 0.3), 0.9 + d_ate, 1.0 + d_ave)
+             for s, (d_ate, d_ave) in enumerate(((0.01, -0.2), (-0.01, -0.3), (0.03, -0.4)))]
+    text = report.render(recs)
+    assert "| M | 3 | +0.010 [-0.040, +0.060] | +0.000 [+0.000, +0.000] | +0.000 [+0.000, +0.000] | " \
+           "-0.300 [-0.548, -0.052] | +0.000 [+0.000, +0.000] |" in text
+    # records without the errors (a segmentation suite, or older records): no table
+    plain = [dict(_rec("teacher", 0, 0.5, "teacher"), config="t", steps=5)] + \
+        [_rec(a, s, 0.3) for a in ("baseline", "M") for s in range(2)]
+    assert "true-positive error" not in report.render(plain)
