@@ -114,7 +114,7 @@ def auto_cpu_threads(local_ranks: int = 1, cpus: int | None = None, load: float 
     return max(1, min(cpus // max(1, int(local_ranks)), cpus - others))
 
 
-_AUTO_CHOICE: tuple[int, str] | None = None  # the auto decision of this process
+_AUTO_CHOICE: dict[int, tuple[int, str]] = {}  # the auto decision of this process, per local process count
 
 
 def configure_cpu_threads(requested: int, *, local_ranks: int | None = None) -> tuple[int, str]:
@@ -131,13 +131,12 @@ def configure_cpu_threads(requested: int, *, local_ranks: int | None = None) -> 
         n, why = int(os.environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS"
     else:
         ranks = local_ranks if local_ranks is not None else int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        global _AUTO_CHOICE
-        if _AUTO_CHOICE is None:  # once per process: runs in one process keep one thread count (bitwise resume)
+        if ranks not in _AUTO_CHOICE:  # once per process: runs in one process keep one thread count (bitwise resume)
             cpus, load, others = usable_cpus(), load_average(), running_others()
-            _AUTO_CHOICE = (auto_cpu_threads(ranks, cpus=cpus, load=load, others=others),
-                            f"auto: {cpus} usable CPUs, {ranks} process(es) on this machine, "
-                            f"load average {load:.1f}, {others} other running task(s)")
-        n, why = _AUTO_CHOICE
+            _AUTO_CHOICE[ranks] = (auto_cpu_threads(ranks, cpus=cpus, load=load, others=others),
+                                   f"auto: {cpus} usable CPUs, {ranks} process(es) on this machine, "
+                                   f"load average {load:.1f}, {others} other running task(s)")
+        n, why = _AUTO_CHOICE[ranks]
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n, why

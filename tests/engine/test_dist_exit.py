@@ -104,17 +104,19 @@ def test_configure_cpu_threads(monkeypatch):
         monkeypatch.delenv("OMP_NUM_THREADS")
         monkeypatch.setattr(dist, "load_average", lambda: 0.0)
         monkeypatch.setattr(dist, "running_others", lambda: 0)  # an idle machine, whatever runs beside the test
-        monkeypatch.setattr(dist, "_AUTO_CHOICE", None)  # a fresh process's decision
+        monkeypatch.setattr(dist, "_AUTO_CHOICE", {})  # a fresh process's decision
         n, why = dist.configure_cpu_threads(0, local_ranks=1)
         assert n == dist.usable_cpus() and why.startswith("auto:") and torch.get_num_threads() == n
         monkeypatch.setattr(dist, "running_others", lambda: dist.usable_cpus())  # every CPU taken right now
-        monkeypatch.setattr(dist, "_AUTO_CHOICE", None)
+        monkeypatch.setattr(dist, "_AUTO_CHOICE", {})
         n, why = dist.configure_cpu_threads(0, local_ranks=1)
         assert n == 1 and f"{dist.usable_cpus()} other running task(s)" in why and torch.get_num_threads() == 1
         monkeypatch.setattr(dist, "load_average", lambda: 99.0)
-        monkeypatch.setattr(dist, "_AUTO_CHOICE", None)
+        monkeypatch.setattr(dist, "_AUTO_CHOICE", {})
         n, why = dist.configure_cpu_threads(0, local_ranks=1)
         assert n == 1 and "load average 99.0" in why and torch.get_num_threads() == 1
+        monkeypatch.setattr(dist, "load_average", lambda: 0.0)  # the machine goes idle: the process keeps its choice
+        assert dist.configure_cpu_threads(0, local_ranks=1) == (n, why)
         for bad in (-1, 1.5, "2", True):
             with pytest.raises(ConfigError, match="runtime.threads: expected an integer >= 0"):
                 dist.configure_cpu_threads(bad)
