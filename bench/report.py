@@ -210,6 +210,7 @@ def section(key: tuple, sec: dict, cost: dict, *, heldout: bool = False, plot_di
                                                      if math.isfinite(glo) else f"{100 * g:+.0f}")
             cols += [_ci(d), d["verdict"], gtxt]
         lines.append(f"| {a} | {len(runs.get(a, {}))} | " + " | ".join(cols) + " |")
+    lines += variants(vals, arms, names)
     lines += components(runs, arms, heldout)
     lines += ["", "Per seed (" + " / ".join(names) + "):", "",
               "| arm | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---|" + "---|" * len(seeds)]
@@ -223,6 +224,32 @@ def section(key: tuple, sec: dict, cost: dict, *, heldout: bool = False, plot_di
         png = plot(plot_dir, key, names[0], tval[names[0]], vals, arms, sizes)
         lines += ["", f"![suite {suite}: {names[0]} (mean +- sd over seeds) against counted MACs per frame; the students share one MAC count, arms are offset sideways to stay legible]({png.name})" if png else
                   "Accuracy-cost plot: no `bench/cost.py` record for this suite yet."]
+    return lines
+
+
+def parent_method(arm: str, arms: list[str]) -> str | None:
+    """The method an arm ``METHOD-VARIANT`` (``bench/distill.py --arm``) varies, when ``METHOD`` is an arm too."""
+    for m in sorted((a for a in arms if a != "baseline" and a != arm), key=len, reverse=True):
+        if arm.startswith(m + "-"):
+            return m
+    return None
+
+
+def variants(vals: dict, arms: list[str], names: list[str]) -> list[str]:
+    """Paired difference of each variant arm (``METHOD-VARIANT``) against its method, over the seeds both
+    ran: whether the change the variant makes (one weight, one term dropped) moves the result."""
+    pairs = [(a, m) for a in arms[1:] if (m := parent_method(a, arms))]
+    if not pairs:
+        return []
+    lines = ["", "Variants against their method: paired difference variant - method over the seeds both ran, "
+                 "mean [95 % CI, Student t] (a variant changes one setting of its method, see the status above).", "",
+             "| variant | method | n | " + " | ".join(f"diff {m} [95 % CI] | {m}: better?" for m in names) + " |",
+             "|---|---|---|" + "---|---|" * len(names)]
+    for a, m in pairs:
+        ds = [paired(vals[a][k], vals[m][k]) for k in names]
+        verdict = {"helps": "better", "hurts": "worse"}
+        lines.append(f"| {a} | {m} | {ds[0]['n']} | "
+                     + " | ".join(f"{_ci(d)} | {verdict.get(d['verdict'], d['verdict'])}" for d in ds) + " |")
     return lines
 
 

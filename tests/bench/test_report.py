@@ -98,3 +98,19 @@ def test_true_positive_error_components(tmp_path):
     plain = [dict(_rec("teacher", 0, 0.5, "teacher"), config="t", steps=5)] + \
         [_rec(a, s, 0.3) for a in ("baseline", "M") for s in range(2)]
     assert "true-positive error" not in report.render(plain)
+
+
+def test_variant_against_its_method():
+    recs = [dict(_rec("teacher", 0, 0.5, "teacher"), config="t", steps=5)]
+    recs += [_rec("baseline", s, 0.3) for s in range(3)]
+    recs += [_rec("M", s, v) for s, v in enumerate((0.28, 0.29, 0.27))]
+    recs += [_rec("M-light", s, v) for s, v in enumerate((0.30, 0.32, 0.30))]  # diffs vs M: +0.02, +0.03, +0.03
+    recs += [_rec("Other-x", s, 0.31) for s in range(3)]  # no arm "Other": not a variant
+    text = report.render(recs)
+    # mean 0.026667, sd 0.005774, half 4.302653 * 0.005774 / sqrt(3) = 0.014342
+    assert "| M-light | M | 3 | +0.0267 [+0.0123, +0.0410] | better |" in text
+    assert "| Other-x | " not in text.split("Variants against their method")[1].split("\n\n")[1]
+    assert report.parent_method("M-light", ["baseline", "M", "M-light"]) == "M"
+    assert report.parent_method("M", ["baseline", "M", "M-light"]) is None
+    # no variants: no table
+    assert "Variants against" not in report.render([r for r in recs if r["arm"] != "M-light"])
