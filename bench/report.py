@@ -235,6 +235,9 @@ def parent_method(arm: str, arms: list[str]) -> str | None:
     return None
 
 
+_VARIANT_VERDICT = {"helps": "better", "hurts": "worse"}  # paired() verdicts, read as variant vs its method
+
+
 def variants(vals: dict, arms: list[str], names: list[str]) -> list[str]:
     """Paired difference of each variant arm (``METHOD-VARIANT``) against its method, over the seeds both
     ran: whether the change the variant makes (one weight, one term dropped) moves the result."""
@@ -247,9 +250,8 @@ def variants(vals: dict, arms: list[str], names: list[str]) -> list[str]:
              "|---|---|---|" + "---|---|" * len(names)]
     for a, m in pairs:
         ds = [paired(vals[a][k], vals[m][k]) for k in names]
-        verdict = {"helps": "better", "hurts": "worse"}
         lines.append(f"| {a} | {m} | {ds[0]['n']} | "
-                     + " | ".join(f"{_ci(d)} | {verdict.get(d['verdict'], d['verdict'])}" for d in ds) + " |")
+                     + " | ".join(f"{_ci(d)} | {_VARIANT_VERDICT.get(d['verdict'], d['verdict'])}" for d in ds) + " |")
     return lines
 
 
